@@ -1,0 +1,7 @@
+//! codegen-sentinel: an automation daemon around Codegen agent runs.
+//!
+//! # Layout
+//! - [`api`]: the typed Codegen REST client, its wire models, errors and the shared rate budget.
+//! - [`sim`]: an in-process Codegen simulator (tests, benches, `demo`, `simulate serve`).
+//! - [`config`]: `sentinel.yaml` loaded into validated settings; secrets resolved and held in secrecy types.
+//! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
