@@ -8,3 +8,4 @@
 
 pub mod api;
 pub mod retry;
+pub mod cli;

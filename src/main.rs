@@ -1,1 +1,28 @@
-fn main() {}
+//! The `codegen-sentinel` binary: parse the command line, start logging, hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use codegen_sentinel::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: could not start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {failure:#}");
+            failure.exit_code()
+        }
+    }
+}

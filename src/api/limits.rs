@@ -102,6 +102,12 @@ struct Window {
     blocked_until: Option<Instant>,
 }
 
+/// The answer of one try at the budget.
+enum Slot {
+    Taken,
+    WaitUntil(Instant),
+}
+
 /// The process-wide budget. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct RateBudget {
@@ -143,8 +149,8 @@ impl RateBudget {
         let mut waited = false;
         loop {
             let wake_at = match self.try_acquire(class, Instant::now()) {
-                None => break,
-                Some(at) => at,
+                Slot::Taken => break,
+                Slot::WaitUntil(at) => at,
             };
             waited = true;
             tokio::time::sleep_until(wake_at).await;
@@ -157,16 +163,16 @@ impl RateBudget {
     }
 
     /// Takes a slot now, or says when to try again.
-    fn try_acquire(&self, class: LimitClass, now: Instant) -> Option<Instant> {
+    fn try_acquire(&self, class: LimitClass, now: Instant) -> Slot {
         let mut window = lock(&self.windows[class.index()]);
         if let Some(until) = window.blocked_until {
             if until > now {
-                return Some(until);
+                return Slot::WaitUntil(until);
             }
             window.blocked_until = None;
         }
         let Some(limit) = window.limit else {
-            return None;
+            return Slot::Taken;
         };
         let span = limit.window + WINDOW_MARGIN;
         while window
@@ -176,11 +182,13 @@ impl RateBudget {
         {
             window.sent.pop_front();
         }
-        if window.sent.len() < limit.max {
-            window.sent.push_back(now);
-            return None;
+        match window.sent.front() {
+            Some(&oldest) if window.sent.len() >= limit.max => Slot::WaitUntil(oldest + span),
+            _ => {
+                window.sent.push_back(now);
+                Slot::Taken
+            }
         }
-        window.sent.front().map(|&oldest| oldest + span)
     }
 
     /// After a 429 anyway (another client shares the token, say): hold the whole class back.
