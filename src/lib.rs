@@ -8,4 +8,6 @@
 //! - [`secret`]: secret references (`*_env`, `*_file`, systemd credentials) and their resolution.
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
 
+pub mod config;
+pub mod secret;
 pub mod yaml;
