@@ -147,6 +147,7 @@ impl Settings {
                 notifiers.insert(name.clone(), NotifierSecrets { url, secret });
             }
         }
+        errors.sort_by_key(Diagnostic::location);
         match codegen_token {
             Some(codegen_token) if errors.is_empty() => Ok(Secrets {
                 codegen_token,

@@ -1,16 +1,14 @@
 //! Raw config -> [`Settings`]: defaults, ranges, exclusive groups and paths, with every
 //! problem collected and located.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_yaml::Value;
 
 use self::checks::given_keys;
-use super::raw::{
-    RawCodegen, RawConfig, RawExecutor, RawGithub, RawNotifier, RawSecret, RawServer, RawStore,
-};
+use super::raw::{RawCodegen, RawConfig, RawExecutor, RawGithub, RawServer, RawStore};
 use super::*;
 use crate::yaml::{Document, DurationStr, Location, YamlPath};
 
@@ -314,86 +312,6 @@ impl Checker<'_> {
         })
     }
 
-    fn notifiers(
-        &mut self,
-        raw: BTreeMap<String, RawNotifier>,
-    ) -> BTreeMap<String, NotifierSettings> {
-        let mut notifiers = BTreeMap::new();
-        for (name, notifier) in raw {
-            let at = root().key("notifiers").key(name.as_str());
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                self.key_error(&at, "invalid notifier name", "use letters, digits, - and _");
-            }
-            if let Some(settings) = self.notifier(&at, notifier) {
-                notifiers.insert(name, settings);
-            }
-        }
-        notifiers
-    }
-
-    fn notifier(&mut self, at: &YamlPath, raw: RawNotifier) -> Option<NotifierSettings> {
-        let url = self.notifier_url(at, &raw);
-        let secret_key = given_keys("secret", &raw.secret()).into_iter().next();
-        let secret = match (raw.kind, secret_key) {
-            (Some(NotifierKind::Slack), Some(key)) => {
-                self.key_error(
-                    &at.key(key.as_str()),
-                    format!("{key} applies only to webhook notifiers"),
-                    "Slack incoming webhooks are not signed; remove it",
-                );
-                None
-            }
-            _ => self.secret(at, "secret", raw.secret()),
-        };
-        let timeout = or(raw.timeout, DEFAULT_NOTIFIER_TIMEOUT);
-        self.positive(&at.key("timeout"), timeout);
-        let kind = raw.kind.or_else(|| {
-            if !self.is_rejected(&at.key("type")) {
-                self.key_error(at, "missing `type`", "type: slack or type: webhook");
-            }
-            None
-        })?;
-        Some(NotifierSettings {
-            kind,
-            url: url?,
-            secret,
-            timeout,
-        })
-    }
-
-    fn notifier_url(&mut self, at: &YamlPath, raw: &RawNotifier) -> Option<NotifierUrl> {
-        let given: Vec<&str> = [
-            raw.url.as_ref().map(|_| "url"),
-            raw.url_env.as_ref().map(|_| "url_env"),
-            raw.url_file.as_ref().map(|_| "url_file"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if given.len() > 1 {
-            self.only_one(at, &given, "url, url_env or url_file");
-            return None;
-        }
-        if let Some(url) = &raw.url {
-            let path = at.key("url");
-            return self.check_url(&path, url).map(NotifierUrl::Literal);
-        }
-        let secret = RawSecret {
-            env: raw.url_env.as_ref(),
-            file: raw.url_file.as_ref(),
-            credential: None,
-        };
-        if given.is_empty() && !self.is_rejected_group(at, "url") {
-            self.key_error(at, "missing `url`", "set url, url_env or url_file");
-            return None;
-        }
-        self.secret(at, "url", secret).map(NotifierUrl::Secret)
-    }
-
     fn executor(&mut self, raw: RawExecutor) -> ExecutorSettings {
         let at = root().key("executor");
         let concurrency = raw.concurrency.unwrap_or(DEFAULT_CONCURRENCY as u64);
@@ -427,3 +345,4 @@ fn or(value: Option<DurationStr>, default: Duration) -> Duration {
 }
 
 mod checks;
+mod notifiers;
