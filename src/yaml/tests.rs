@@ -69,6 +69,34 @@ fn locate_falls_back_to_the_nearest_existing_ancestor_key() {
 }
 
 #[test]
+fn paths_through_an_alias_fall_back_to_the_alias_itself() {
+    let text = "base: &b\n  x: 1\ncopy: *b\n";
+    let (value, map) =
+        load::<serde_yaml::Value>(Path::new("t.yaml"), text, &Limits::default()).unwrap();
+    assert_eq!(value["copy"]["x"], serde_yaml::Value::from(1));
+    let copy = YamlPath::root().key("copy");
+    assert_eq!(map.locate(&copy), Some(Location { line: 3, col: 7 }));
+    assert_eq!(
+        map.locate(&copy.key("x")),
+        Some(Location { line: 3, col: 1 })
+    );
+    assert_eq!(
+        map.locate(&YamlPath::root().key("base").key("x")),
+        Some(Location { line: 2, col: 6 })
+    );
+}
+
+#[test]
+fn complex_keys_do_not_shift_the_paths_after_them() {
+    let doc = parse("? [a, b]\n: 1\nafter: 2\n").unwrap();
+    let after = YamlPath::root().key("after");
+    assert_eq!(
+        doc.source_map().locate(&after),
+        Some(Location { line: 3, col: 8 })
+    );
+}
+
+#[test]
 fn alias_uses_over_the_limit_are_rejected_at_the_offending_alias() {
     let mut text = String::from("base: &b 1\nlist:\n");
     for _ in 0..65 {
@@ -219,4 +247,16 @@ fn edit_distance_counts_single_character_edits() {
     assert_eq!(edit_distance("token_evn", "token_env"), 2);
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("kitten", "sitting"), 3);
+}
+
+#[test]
+fn unknown_and_self_referencing_anchors_are_errors() {
+    let errors = parse("x: *nope\n").unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, 1, "{}", errors[0]);
+    let errors = parse("x: &a [1, *a]\n").unwrap_err();
+    assert_eq!(
+        messages(&errors),
+        ["t.yaml:1:11: x: alias refers to a node that contains it"]
+    );
 }
