@@ -2,10 +2,16 @@
 //!
 //! # Layout
 //! - [`api`]: the typed Codegen REST client, its wire models, errors and the shared rate budget.
+//! - [`retry`]: the one retry policy (full-jitter exponential backoff, `Retry-After` honoured).
 //! - [`sim`]: an in-process Codegen simulator (tests, benches, `demo`, `simulate serve`).
 //! - [`config`]: `sentinel.yaml` loaded into validated settings; secrets resolved and held in secrecy types.
+//! - [`yaml`]: the YAML loader shared by config and rules: limits, positions, `file:line:col` diagnostics.
+//! - [`secret`]: secret references (`*_env`, `*_file`, systemd credentials) and their resolution.
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
 
 pub mod api;
-pub mod retry;
 pub mod cli;
+pub mod config;
+pub mod retry;
+pub mod secret;
+pub mod yaml;
