@@ -322,3 +322,17 @@ async fn logs_pagination_fields() {
     assert_eq!(bad.status, 422);
     assert_eq!(bad.body["detail"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test]
+async fn local_sessions_have_a_null_web_url() {
+    let env = start().await;
+    let local = env
+        .sim
+        .create_run(ORG, RunPlan::completes().source_type("LOCAL"));
+    assert_eq!(env.run(local).await["web_url"], Value::Null);
+    let api = env.create_run("Traced").await;
+    assert_eq!(
+        env.run(api).await["web_url"],
+        format!("https://codegen.com/agent/trace/{api}")
+    );
+}

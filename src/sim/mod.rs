@@ -37,7 +37,19 @@ pub struct Simulator {
     inner: Arc<Mutex<State>>,
 }
 
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Simulator")
+            .field("clock", &state.clock)
+            .field("orgs", &state.orgs.len())
+            .field("runs", &state.runs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Simulator {
+    /// An empty world with `config`; add orgs, users and tokens, or call [`Simulator::seed_demo`].
     pub fn new(config: SimConfig) -> Simulator {
         Simulator {
             inner: Arc::new(Mutex::new(State::new(config))),
@@ -56,6 +68,7 @@ impl Simulator {
 
     // --- model -----------------------------------------------------------------------------
 
+    /// Adds (or renames) an organisation.
     pub fn add_org(&self, id: i64, name: &str) {
         self.lock().orgs.insert(
             id,
@@ -91,6 +104,7 @@ impl Simulator {
         self.lock().tokens.insert(token.to_owned(), user_id);
     }
 
+    /// Adds a repository (`owner/name`) to an org; API-created runs need one.
     pub fn add_repo(&self, org_id: i64, repo_id: i64, full_name: &str) {
         self.lock().repos.insert(
             repo_id,
@@ -112,6 +126,7 @@ impl Simulator {
         }
     }
 
+    /// Adds a sandbox; analyze-logs answers 400 for one without logs.
     pub fn add_sandbox(&self, org_id: i64, sandbox_id: i64, has_logs: bool) {
         self.lock().sandboxes.insert((org_id, sandbox_id), has_logs);
     }
@@ -137,7 +152,7 @@ impl Simulator {
         }
     }
 
-    /// Opens a new pull request for the run and returns its id.
+    /// Opens a new pull request for the run and returns its id (0 when the run is unknown).
     pub fn add_pr(&self, org_id: i64, run_id: i64) -> i64 {
         let mut state = self.lock();
         let now = state.clock;
@@ -194,10 +209,12 @@ impl Simulator {
 
     // --- observation and faults ------------------------------------------------------------
 
+    /// Every request so far, in completion order, rejected ones included.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
     }
 
+    /// Forgets the request log.
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
     }
@@ -213,34 +230,42 @@ impl Simulator {
         }
     }
 
+    /// Enforces (or stops enforcing) the per-token sliding windows.
     pub fn set_rate_limits(&self, enabled: bool) {
         self.lock().config.rate_limits = enabled;
     }
 
+    /// Sends `Retry-After: N` on 429 when `Some(N)`.
     pub fn set_retry_after(&self, secs: Option<u64>) {
         self.lock().config.retry_after = secs;
     }
 
+    /// Sends the legacy `{"detail":"Rate limit exceeded","status_code":429}` body on 429.
     pub fn set_legacy_429_body(&self, on: bool) {
         self.lock().config.legacy_429_body = on;
     }
 
+    /// RFC 3339 `Z` or naive `YYYY-MM-DD HH:MM:SS.ffffff` timestamps.
     pub fn set_timestamp_style(&self, style: TimestampStyle) {
         self.lock().config.timestamp_style = style;
     }
 
+    /// Adds undeclared fields to every typed response object.
     pub fn set_extra_fields(&self, on: bool) {
         self.lock().config.extra_fields = on;
     }
 
+    /// `{message,status_code}` or `{detail}` error bodies (422 keeps its own shape).
     pub fn set_error_style(&self, style: ErrorStyle) {
         self.lock().config.error_style = style;
     }
 
+    /// Status for a missing or unknown token (default 401).
     pub fn set_unauthorized_status(&self, status: u16) {
         self.lock().config.unauthorized_status = status;
     }
 
+    /// What create answers: the run, 402, 404 (no repos) or 429.
     pub fn set_create_outcome(&self, outcome: CreateOutcome) {
         self.lock().create_outcome = outcome;
     }

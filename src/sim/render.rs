@@ -50,6 +50,11 @@ pub(crate) fn web_url(run_id: i64) -> String {
     format!("https://codegen.com/agent/trace/{run_id}")
 }
 
+/// A run's `web_url`: null for local CLI sessions, which have no trace page.
+pub(crate) fn run_web_url(id: i64, run: &Run) -> Option<String> {
+    (run.source_type.as_deref() != Some("LOCAL")).then(|| web_url(id))
+}
+
 /// `AgentRunResponse`.
 pub(crate) fn run(state: &State, id: i64, run: &Run, style: Style) -> Value {
     let prs: Vec<Value> = run
@@ -68,7 +73,7 @@ pub(crate) fn run(state: &State, id: i64, run: &Run, style: Style) -> Value {
         "organization_id": run.org_id,
         "status": run.status,
         "created_at": style.ts(run.created_at),
-        "web_url": web_url(id),
+        "web_url": run_web_url(id, run),
         "result": run.result,
         "summary": run.summary,
         "source_type": run.source_type,

@@ -24,6 +24,14 @@ pub struct SimServer {
     task: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for SimServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimServer")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SimServer {
     /// Stops accepting, lets in-flight requests finish and waits for the server task.
     pub async fn shutdown(mut self) {

@@ -212,7 +212,7 @@ pub(crate) fn logs(state: &mut State, req: &Req) -> Result<Value, ApiError> {
     body.insert("organization_id".to_owned(), json!(run.org_id));
     body.insert("status".to_owned(), json!(run.status));
     body.insert("created_at".to_owned(), json!(style.ts(run.created_at)));
-    body.insert("web_url".to_owned(), json!(render::web_url(id)));
+    body.insert("web_url".to_owned(), json!(render::run_web_url(id, run)));
     body.insert("result".to_owned(), json!(run.result));
     body.insert("metadata".to_owned(), json!(run.metadata));
     body.insert("logs".to_owned(), Value::Array(logs));
