@@ -14,4 +14,5 @@ pub mod cli;
 pub mod config;
 pub mod retry;
 pub mod secret;
+pub mod sim;
 pub mod yaml;
