@@ -23,7 +23,7 @@ mod decode_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use error::StoreError;
 pub use read::{JobUpdate, Records};
@@ -111,17 +111,17 @@ impl StoreStats {
 
 impl Store {
     /// Opens (or creates) the store. Fails with [`StoreError::Locked`] when another handle holds
-    /// it and [`StoreError::SchemaTooNew`] when a newer build wrote it.
+    /// it (after waiting up to [`LOCK_WAIT`]) and [`StoreError::SchemaTooNew`] when a newer build
+    /// wrote it. Blocking: call it at startup or from `spawn_blocking`.
     pub fn open(opts: StoreOptions) -> Result<Store, StoreError> {
         let flush_ms = opts
             .flush_every
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&opts.path)
             .cache_capacity(opts.cache_capacity)
-            .flush_every_ms(flush_ms)
-            .open()
-            .map_err(|e| open_error(&opts.path, e))?;
+            .flush_every_ms(flush_ms);
+        let db = open_db(&config, &opts.path)?;
         let trees = Trees::open(&db)?;
         let store = Store {
             inner: Arc::new(Inner {
@@ -199,17 +199,38 @@ impl Store {
     }
 }
 
-/// sled reports a held file lock as an `Io` error of kind `Other` with this wording.
-fn open_error(path: &Path, e: sled::Error) -> StoreError {
-    match &e {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            StoreError::Locked {
-                path: path.to_path_buf(),
+/// How long `open` waits for a store lock to be released. sled releases its file lock from a
+/// background thread shortly after the last handle is dropped, so an immediate reopen in the same
+/// process can find it still held; another live process holds it for good.
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] for a lock that is being released.
+fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if is_locked(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) if is_locked(&e) => {
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
             }
         }
-        _ => StoreError::Open {
-            path: path.to_path_buf(),
-            source: e,
-        },
     }
+}
+
+/// sled reports a held file lock as an `Io` error of kind `Other` with this wording.
+fn is_locked(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }

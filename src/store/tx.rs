@@ -203,9 +203,12 @@ impl Tx<'_> {
 
     fn next_id(&self) -> Result<u64, TxAbort> {
         // Any tree shares the database-wide counter: monotonic, gaps allowed, never reused.
-        self.tree(TreeName::Meta)
+        // sled counts from 0; ids start at 1 so that 0 can mean "before every id".
+        let id = self
+            .tree(TreeName::Meta)
             .generate_id()
-            .map_err(|e| TxAbort(AbortKind::Storage(e)))
+            .map_err(|e| TxAbort(AbortKind::Storage(e)))?;
+        Ok(id.saturating_add(1))
     }
 
     fn invariant(tree: TreeName, key: &[u8], message: &'static str) -> TxAbort {
