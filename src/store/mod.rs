@@ -90,13 +90,22 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Record counts per tree and the size of the database files.
+/// Record counts and sizes per tree and the size of the database files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Every tree with its number of records, in [`TreeName::ALL`] order.
-    pub trees: Vec<(TreeName, u64)>,
+    /// Every tree, in [`TreeName::ALL`] order.
+    pub trees: Vec<TreeStats>,
     /// Bytes used by the database files.
     pub size_on_disk: u64,
+}
+
+/// What one tree holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeStats {
+    pub tree: TreeName,
+    pub records: u64,
+    /// Sum of key and value lengths: the logical size of the tree.
+    pub bytes: u64,
 }
 
 impl StoreStats {
@@ -104,8 +113,13 @@ impl StoreStats {
     pub fn records(&self, tree: TreeName) -> u64 {
         self.trees
             .iter()
-            .find(|(name, _)| *name == tree)
-            .map_or(0, |(_, n)| *n)
+            .find(|t| t.tree == tree)
+            .map_or(0, |t| t.records)
+    }
+
+    /// Sum of key and value lengths over every tree.
+    pub fn logical_bytes(&self) -> u64 {
+        self.trees.iter().map(|t| t.bytes).sum()
     }
 }
 
@@ -150,13 +164,24 @@ impl Store {
             .map_err(StoreError::storage("flush"))
     }
 
-    /// Record counts per tree (a full scan of every tree: not for hot paths) and size on disk.
+    /// Record counts and sizes per tree (a full scan of every tree: not for hot paths) and the
+    /// size on disk.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         tx::ensure_outside_tx("stats")?;
-        let trees = TreeName::ALL
-            .iter()
-            .map(|&name| (name, self.tree(name).len() as u64))
-            .collect();
+        let mut trees = Vec::with_capacity(TreeName::ALL.len());
+        for tree in TreeName::ALL {
+            let mut stats = TreeStats {
+                tree,
+                records: 0,
+                bytes: 0,
+            };
+            for item in self.tree(tree).iter() {
+                let (k, v) = item.map_err(StoreError::storage("scan"))?;
+                stats.records += 1;
+                stats.bytes += (k.len() + v.len()) as u64;
+            }
+            trees.push(stats);
+        }
         let size_on_disk = self
             .inner
             .db
