@@ -7,6 +7,7 @@
 //! - [`config`]: `sentinel.yaml` loaded into validated settings; secrets resolved and held in secrecy types.
 //! - [`yaml`]: the YAML loader shared by config and rules: limits, positions, `file:line:col` diagnostics.
 //! - [`secret`]: secret references (`*_env`, `*_file`, systemd credentials) and their resolution.
+//! - [`store`]: the only code that touches sled: trees, typed keys, versioned records, transactions.
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
 
 pub mod api;
@@ -15,4 +16,5 @@ pub mod config;
 pub mod retry;
 pub mod secret;
 pub mod sim;
+pub mod store;
 pub mod yaml;

@@ -1,0 +1,261 @@
+//! The durable state of the daemon in sled: the only module that touches sled.
+//!
+//! One [`Store`] (cheap to clone) holds named trees with big-endian typed keys ([`keys`]) and
+//! version-tagged JSON records ([`records`]). Writes that belong together go through one
+//! [`Store::transaction`] (see [`Tx`]); they are durable after [`Store::flush`], which callers
+//! await before acknowledging a webhook or starting an effect. Reads outside transactions are
+//! in [`read`]; [`retention`] prunes old history.
+//!
+//! Trees: `runs`, `transitions`, `events` (+ `event_ids`, `run_events`), `deliveries`, `jobs`
+//! (+ `jobs_open`), `journal`, `firings`, `schedule_marks`, `silences`, `meta`.
+
+mod codec;
+mod error;
+pub mod keys;
+pub mod read;
+pub mod records;
+pub mod retention;
+mod trees;
+mod tx;
+
+#[cfg(test)]
+mod decode_tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use error::StoreError;
+pub use read::{JobUpdate, Records};
+pub use records::{
+    DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord, JobState, JournalRecord,
+    RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
+};
+pub use retention::{run_retention, PruneStats, RetentionPolicy};
+pub use trees::TreeName;
+pub use tx::{NewEvent, NewJob, NewSilence, NewTransition, Tx, TxAbort};
+
+use trees::Trees;
+
+/// The record layout version this build writes and reads (`meta` key `schema_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA_KEY: &str = "schema_version";
+
+/// Default sled page cache: bounds the store's share of memory.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 32 * 1024 * 1024;
+
+/// Default background flush cadence: the most a crash can lose of writes nobody flushed.
+pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// How to open the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Directory of the sled database (created if missing).
+    pub path: PathBuf,
+    /// Page cache size in bytes.
+    pub cache_capacity: u64,
+    /// Background flush interval; None flushes only when asked.
+    pub flush_every: Option<Duration>,
+}
+
+impl StoreOptions {
+    /// Options with the defaults for everything but the path.
+    pub fn new(path: impl Into<PathBuf>) -> StoreOptions {
+        StoreOptions {
+            path: path.into(),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            flush_every: Some(DEFAULT_FLUSH_EVERY),
+        }
+    }
+}
+
+/// Handle to the open store; clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Trees,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+/// Record counts and sizes per tree and the size of the database files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Every tree, in [`TreeName::ALL`] order.
+    pub trees: Vec<TreeStats>,
+    /// Bytes used by the database files.
+    pub size_on_disk: u64,
+}
+
+/// What one tree holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeStats {
+    pub tree: TreeName,
+    pub records: u64,
+    /// Sum of key and value lengths: the logical size of the tree.
+    pub bytes: u64,
+}
+
+impl StoreStats {
+    /// Number of records in one tree.
+    pub fn records(&self, tree: TreeName) -> u64 {
+        self.trees
+            .iter()
+            .find(|t| t.tree == tree)
+            .map_or(0, |t| t.records)
+    }
+
+    /// Sum of key and value lengths over every tree.
+    pub fn logical_bytes(&self) -> u64 {
+        self.trees.iter().map(|t| t.bytes).sum()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store. Fails with [`StoreError::Locked`] when another handle holds
+    /// it (after waiting up to [`LOCK_WAIT`]) and [`StoreError::SchemaTooNew`] when a newer build
+    /// wrote it. Blocking: call it at startup or from `spawn_blocking`.
+    pub fn open(opts: StoreOptions) -> Result<Store, StoreError> {
+        let flush_ms = opts
+            .flush_every
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+        let config = sled::Config::new()
+            .path(&opts.path)
+            .cache_capacity(opts.cache_capacity)
+            .flush_every_ms(flush_ms);
+        let db = open_db(&config, &opts.path)?;
+        let trees = Trees::open(&db)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                path: opts.path,
+            }),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Makes every write so far durable; returns the bytes written. Await this before
+    /// acknowledging anything or starting an effect; concurrent callers share one fsync.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        tx::ensure_outside_tx("flush")?;
+        self.inner
+            .db
+            .flush_async()
+            .await
+            .map_err(StoreError::storage("flush"))
+    }
+
+    /// Record counts and sizes per tree (a full scan of every tree: not for hot paths) and the
+    /// size on disk.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        tx::ensure_outside_tx("stats")?;
+        let mut trees = Vec::with_capacity(TreeName::ALL.len());
+        for tree in TreeName::ALL {
+            let mut stats = TreeStats {
+                tree,
+                records: 0,
+                bytes: 0,
+            };
+            for item in self.tree(tree).iter() {
+                let (k, v) = item.map_err(StoreError::storage("scan"))?;
+                stats.records += 1;
+                stats.bytes += (k.len() + v.len()) as u64;
+            }
+            trees.push(stats);
+        }
+        let size_on_disk = self
+            .inner
+            .db
+            .size_on_disk()
+            .map_err(StoreError::storage("size on disk"))?;
+        Ok(StoreStats {
+            trees,
+            size_on_disk,
+        })
+    }
+
+    pub(crate) fn tree(&self, name: TreeName) -> &sled::Tree {
+        self.inner.trees.get(name)
+    }
+
+    /// Writes the schema version into a new store; refuses a store written by a newer build.
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let found = self.transaction(|tx| {
+            let found = tx.get_meta(SCHEMA_KEY)?;
+            if found.is_none() {
+                tx.put_meta(SCHEMA_KEY, &SCHEMA_VERSION.to_string())?;
+            }
+            Ok(found)
+        })?;
+        let Some(found) = found else {
+            return Ok(());
+        };
+        let version: u32 = found.trim().parse().map_err(|_| StoreError::BadSchema {
+            path: self.inner.path.clone(),
+            value: found.clone(),
+        })?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path: self.inner.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How long `open` waits for a store lock to be released. sled releases its file lock from a
+/// background thread shortly after the last handle is dropped, so an immediate reopen in the same
+/// process can find it still held; another live process holds it for good.
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] for a lock that is being released.
+fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if is_locked(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) if is_locked(&e) => {
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// sled reports a held file lock as an `Io` error of kind `Other` with this wording.
+fn is_locked(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
