@@ -60,8 +60,19 @@ pub(crate) async fn observe(State(sim): State<Simulator>, req: Request, next: Ne
     let response = match fault {
         None => next.run(req).await,
         Some(Fault::Delay(d)) => {
+            // Logged on arrival: a client that gives up first drops this future, and the test
+            // still needs to see that the request came in (status 0 until it is answered).
+            let slot = {
+                let mut state = sim.lock();
+                state.requests.push(record.clone());
+                state.requests.len() - 1
+            };
             tokio::time::sleep(d).await;
-            next.run(req).await
+            let response = next.run(req).await;
+            if let Some(logged) = sim.lock().requests.get_mut(slot) {
+                logged.status = response.status().as_u16();
+            }
+            return response;
         }
         Some(Fault::Status(code)) => {
             let reason = axum::http::StatusCode::from_u16(code)
