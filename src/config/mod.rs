@@ -30,12 +30,14 @@ pub const DEFAULT_CONFIG_FILE: &str = "sentinel.yaml";
 pub const DEFAULT_CODEGEN_BASE_URL: &str = "https://api.codegen.com";
 /// How often runs are polled: Codegen's list endpoint is cheap, and 15s keeps reactions quick.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
-/// Below this the poller would spend the request budget on nothing.
-pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Below this the poller would only spend the request budget (the budget still caps it).
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// A non-terminal status unchanged this long raises `run.stalled`.
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(30 * 60);
 /// How often every known run is re-read in full, to catch what list pages missed.
 pub const DEFAULT_DEEP_RESYNC: Duration = Duration::from_secs(60 * 60);
+/// On the first start with an empty store, how far back runs are recorded (without events).
+pub const DEFAULT_BACKFILL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Per-request timeout towards Codegen.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -113,6 +115,8 @@ pub struct CodegenSettings {
     pub stall_after: Duration,
     /// Time between full re-reads of every known run.
     pub deep_resync: Duration,
+    /// On the first start with an empty store, how far back runs are recorded (no events).
+    pub backfill: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
 }

@@ -43,6 +43,7 @@ pub(super) struct RawCodegen {
     pub poll_interval: Option<DurationStr>,
     pub stall_after: Option<DurationStr>,
     pub deep_resync: Option<DurationStr>,
+    pub backfill: Option<DurationStr>,
     pub request_timeout: Option<DurationStr>,
 }
 

@@ -122,7 +122,7 @@ impl Checker<'_> {
         let org_ids = self.org_ids(&at, raw.org_ids.as_deref());
         let poll_interval = or(raw.poll_interval, DEFAULT_POLL_INTERVAL);
         if poll_interval < MIN_POLL_INTERVAL {
-            self.error(&at.key("poll_interval"), "must be at least 1s");
+            self.error(&at.key("poll_interval"), "must be at least 200ms");
         }
         let stall_after = or(raw.stall_after, DEFAULT_STALL_AFTER);
         self.longer(
@@ -136,6 +136,7 @@ impl Checker<'_> {
             ("deep_resync", deep_resync),
             ("poll_interval", poll_interval),
         );
+        let backfill = or(raw.backfill, DEFAULT_BACKFILL);
         let request_timeout = or(raw.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         self.positive(&at.key("request_timeout"), request_timeout);
         Some(CodegenSettings {
@@ -145,6 +146,7 @@ impl Checker<'_> {
             poll_interval,
             stall_after,
             deep_resync,
+            backfill,
             request_timeout,
         })
     }
