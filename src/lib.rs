@@ -8,13 +8,21 @@
 //! - [`yaml`]: the YAML loader shared by config and rules: limits, positions, `file:line:col` diagnostics.
 //! - [`secret`]: secret references (`*_env`, `*_file`, systemd credentials) and their resolution.
 //! - [`store`]: the only code that touches sled: trees, typed keys, versioned records, transactions.
+//! - [`events`]: the event types rules react to, their stable ids and data.
+//! - [`sources`]: where events come from: the reconciling poller.
+//! - [`daemon`]: every loop under one cancellation token; startup and graceful shutdown.
+//! - [`clock`]: wall-clock time behind a trait, for tests.
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod events;
 pub mod retry;
 pub mod secret;
 pub mod sim;
+pub mod sources;
 pub mod store;
 pub mod yaml;

@@ -533,7 +533,12 @@ impl CodegenClient {
         input: &SetupCommandsInput,
     ) -> Result<SetupCommandsResponse, ApiError> {
         let path = format!("v1/organizations/{org}/setup-commands/generate");
-        let call = Call::post("setup_commands.generate", path, Some(to_json(input)?), false);
+        let call = Call::post(
+            "setup_commands.generate",
+            path,
+            Some(to_json(input)?),
+            false,
+        );
         self.send(call.class(LimitClass::SetupCommands)).await
     }
 
@@ -572,7 +577,10 @@ impl CodegenClient {
     /// `POST /v1/oauth/tokens/revoke?provider=&org_id=`. Revoking twice is harmless.
     pub async fn oauth_revoke(&self, org: OrgId, provider: &str) -> Result<Value, ApiError> {
         let call = Call::post("oauth.revoke", "v1/oauth/tokens/revoke".into(), None, true);
-        let query = vec![("provider", provider.to_owned()), ("org_id", org.to_string())];
+        let query = vec![
+            ("provider", provider.to_owned()),
+            ("org_id", org.to_string()),
+        ];
         self.send(call.query(query)).await
     }
 

@@ -675,7 +675,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(run.status, None);
-        assert_eq!(run.source_type, Some(SourceType::Unknown("NEW_SOURCE".into())));
+        assert_eq!(
+            run.source_type,
+            Some(SourceType::Unknown("NEW_SOURCE".into()))
+        );
         assert!(run.pull_requests().is_empty());
         assert_eq!(run.extra["future_field"]["a"], 1);
         let back = serde_json::to_value(&run).unwrap();

@@ -425,9 +425,7 @@ fn usage(message: impl Into<String>) -> Failure {
 
 async fn call(client: &CodegenClient, resource: Resource) -> Result<serde_json::Value, Failure> {
     match resource {
-        Resource::Orgs(OrgsCmd::List(paging)) => {
-            list(paging, |page| client.list_orgs(page)).await
-        }
+        Resource::Orgs(OrgsCmd::List(paging)) => list(paging, |page| client.list_orgs(page)).await,
         Resource::Users(cmd) => users(client, cmd).await,
         Resource::Runs(cmd) => runs(client, cmd).await,
         Resource::Repos(cmd) => repos(client, cmd).await,
@@ -446,9 +444,12 @@ async fn call(client: &CodegenClient, resource: Resource) -> Result<serde_json::
             let answer = client.edit_pr(OrgId(org.org), repo, pr, state).await;
             json(answer.map_err(api_failure)?)
         }
-        Resource::Integrations(IntegrationsCmd::List(org)) => {
-            json(client.integrations(OrgId(org.org)).await.map_err(api_failure)?)
-        }
+        Resource::Integrations(IntegrationsCmd::List(org)) => json(
+            client
+                .integrations(OrgId(org.org))
+                .await
+                .map_err(api_failure)?,
+        ),
         Resource::SetupCommands(SetupCommandsCmd::Generate {
             org,
             repo,
@@ -467,15 +468,21 @@ async fn call(client: &CodegenClient, resource: Resource) -> Result<serde_json::
             let answer = client.analyze_logs(OrgId(org.org), sandbox).await;
             json(answer.map_err(api_failure)?)
         }
-        Resource::CliRules(CliRulesCmd::Get(org)) => {
-            json(client.cli_rules(OrgId(org.org)).await.map_err(api_failure)?)
-        }
+        Resource::CliRules(CliRulesCmd::Get(org)) => json(
+            client
+                .cli_rules(OrgId(org.org))
+                .await
+                .map_err(api_failure)?,
+        ),
         Resource::McpProviders(McpProvidersCmd::List) => {
             json(client.mcp_providers().await.map_err(api_failure)?)
         }
-        Resource::Oauth(OauthCmd::Status(org)) => {
-            json(client.oauth_status(OrgId(org.org)).await.map_err(api_failure)?)
-        }
+        Resource::Oauth(OauthCmd::Status(org)) => json(
+            client
+                .oauth_status(OrgId(org.org))
+                .await
+                .map_err(api_failure)?,
+        ),
         Resource::Oauth(OauthCmd::Revoke { org, provider }) => {
             let answer = client.oauth_revoke(OrgId(org.org), &provider).await;
             json(answer.map_err(api_failure)?)
@@ -496,7 +503,11 @@ where
 {
     let mut fetch = fetch;
     if paging.all {
-        json(collect_pages(paging.limit, fetch).await.map_err(api_failure)?)
+        json(
+            collect_pages(paging.limit, fetch)
+                .await
+                .map_err(api_failure)?,
+        )
     } else {
         json(fetch(paging.request()).await.map_err(api_failure)?)
     }
@@ -507,9 +518,12 @@ async fn users(client: &CodegenClient, cmd: UsersCmd) -> Result<serde_json::Valu
         UsersCmd::List { org, paging } => {
             list(paging, |page| client.list_users(OrgId(org.org), page)).await
         }
-        UsersCmd::Get { org, user } => {
-            json(client.get_user(OrgId(org.org), user).await.map_err(api_failure)?)
-        }
+        UsersCmd::Get { org, user } => json(
+            client
+                .get_user(OrgId(org.org), user)
+                .await
+                .map_err(api_failure)?,
+        ),
         UsersCmd::Me => json(client.me().await.map_err(api_failure)?),
     }
 }
@@ -581,7 +595,12 @@ async fn runs(client: &CodegenClient, cmd: RunsCmd) -> Result<serde_json::Value,
         }
         RunsCmd::Ban { target, order } => {
             let input = stop_input(target.run, order);
-            json(client.ban_checks(OrgId(target.org), &input).await.map_err(api_failure)?)
+            json(
+                client
+                    .ban_checks(OrgId(target.org), &input)
+                    .await
+                    .map_err(api_failure)?,
+            )
         }
         RunsCmd::Unban { target, order } => {
             let input = stop_input(target.run, order);
@@ -627,8 +646,9 @@ async fn repos(client: &CodegenClient, cmd: ReposCmd) -> Result<serde_json::Valu
             json: body,
         }) => {
             let mut update: CheckSuiteSettingsUpdate = match body {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| usage(format!("--json is not a CheckSuiteSettingsRequest: {e}")))?,
+                Some(text) => serde_json::from_str(&text).map_err(|e| {
+                    usage(format!("--json is not a CheckSuiteSettingsRequest: {e}"))
+                })?,
                 None => CheckSuiteSettingsUpdate::default(),
             };
             if check_retry_count.is_some() {

@@ -2,6 +2,8 @@
 
 pub mod api;
 mod config_source;
+pub mod run;
+pub mod state;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: poll Codegen, record transitions, until SIGTERM/SIGINT.
+    Run(run::RunArgs),
+    /// Inspect what the store holds: runs and their transitions.
+    State(state::StateArgs),
     /// Call the Codegen API: one subcommand per operation, JSON on stdout.
     Api(api::ApiArgs),
 }
@@ -49,9 +55,16 @@ impl Failure {
     }
 }
 
+/// Opens the store the settings name; a store held by a running daemon is a runtime failure.
+fn open_store(settings: &crate::config::Settings) -> Result<crate::store::Store, Failure> {
+    crate::daemon::open_store(settings).map_err(Failure::Runtime)
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::State(args) => state::run(args),
         Command::Api(args) => api::run(args).await,
     }
 }

@@ -1,0 +1,168 @@
+//! The daemon: the store, the shared Codegen client and one poller per organization, every loop
+//! under one cancellation token.
+//!
+//! Shutdown: the token is cancelled (first SIGTERM/SIGINT), loops stop taking new work, the store
+//! is flushed, and `run` returns. A loop that ends while it should still be running ends the
+//! daemon with an error, so the supervisor (systemd, Kubernetes) restarts it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{CodegenClient, OrgId, RateBudget};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::events::{EventSink, NoSink};
+use crate::sources::poller::{Poller, PollerConfig, PollerHealth};
+use crate::store::{EventRecord, RetentionPolicy, Store, StoreOptions};
+
+/// How many events the live feed buffers for slow listeners.
+const FEED_CAPACITY: usize = 1024;
+
+/// Opens the store the settings describe.
+pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        path: settings.store.path.clone(),
+        cache_capacity: settings.store.cache_size,
+        flush_every: Some(settings.store.flush_every),
+    };
+    Store::open(options).with_context(|| {
+        format!(
+            "could not open the store at {}",
+            settings.store.path.display()
+        )
+    })
+}
+
+/// Everything a running daemon shares between its loops.
+pub struct Daemon {
+    pub settings: Settings,
+    pub store: Store,
+    pub client: CodegenClient,
+    pub clock: Arc<dyn Clock>,
+    pub health: Arc<PollerHealth>,
+    pub feed: broadcast::Sender<Arc<EventRecord>>,
+    sink: Arc<dyn EventSink>,
+}
+
+impl Daemon {
+    /// Resolves secrets, opens the store and builds the client. Fails fast on anything missing.
+    pub fn start(settings: Settings) -> anyhow::Result<Daemon> {
+        let token = settings.resolve_codegen_token().map_err(|diagnostics| {
+            let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(lines.join("\n"))
+        })?;
+        let client = CodegenClient::builder(settings.codegen_base_url(), token)
+            .budget(Arc::new(RateBudget::published()))
+            .timeout(settings.codegen.request_timeout)
+            .build()?;
+        let store = open_store(&settings)?;
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        Ok(Daemon {
+            settings,
+            store,
+            client,
+            clock: Arc::new(SystemClock),
+            health: Arc::new(PollerHealth::default()),
+            feed,
+            sink: Arc::new(NoSink),
+        })
+    }
+
+    /// Replaces what reacts to new events (the rules engine).
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Daemon {
+        self.sink = sink;
+        self
+    }
+
+    fn poller(&self, org: u64) -> anyhow::Result<Poller> {
+        let codegen = &self.settings.codegen;
+        let config = PollerConfig {
+            org: OrgId(i64::try_from(org).context("org id out of range")?),
+            interval: codegen.poll_interval,
+            stall_after: codegen.stall_after,
+            deep_resync: codegen.deep_resync,
+            backfill: codegen.backfill,
+        };
+        let poller = Poller::new(
+            config,
+            self.client.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+            self.sink.clone(),
+        )?;
+        Ok(poller
+            .with_health(self.health.clone())
+            .with_feed(self.feed.clone()))
+    }
+
+    /// Runs every loop until `shutdown` is cancelled or one of them fails.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut loops: JoinSet<(String, anyhow::Result<()>)> = JoinSet::new();
+        for &org in self.settings.org_ids() {
+            let poller = self.poller(org)?;
+            let cancel = shutdown.clone();
+            loops.spawn(async move { (format!("poller of org {org}"), poller.run(cancel).await) });
+        }
+        let store = self.store.clone();
+        let policy = RetentionPolicy {
+            max_age: self.settings.store.retention,
+        };
+        let cancel = shutdown.clone();
+        loops.spawn(async move {
+            crate::store::run_retention(store, policy, cancel).await;
+            ("retention".to_owned(), Ok(()))
+        });
+        tracing::info!(
+            orgs = ?self.settings.org_ids(),
+            store = %self.settings.store.path.display(),
+            "Daemon started"
+        );
+
+        let mut failure: Option<anyhow::Error> = None;
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            Some(ended) = loops.join_next() => {
+                let (name, result) = ended.context("a daemon loop panicked")?;
+                let error = result.err().unwrap_or_else(|| anyhow::anyhow!("ended unexpectedly"));
+                tracing::error!(loop_name = %name, error = %format!("{error:#}"), "A daemon loop stopped; shutting down");
+                failure = Some(error.context(format!("{name} stopped")));
+                shutdown.cancel();
+            }
+        }
+        let grace = self.settings.executor.shutdown_grace;
+        drain(&mut loops, grace).await;
+        self.store.flush().await.context("final flush")?;
+        tracing::info!("Daemon stopped");
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Waits for the loops to finish, at most `grace`; what is left is aborted.
+async fn drain(loops: &mut JoinSet<(String, anyhow::Result<()>)>, grace: Duration) {
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = loops.join_next() => match next {
+                None => return,
+                Some(Ok((name, Err(error)))) => {
+                    tracing::warn!(loop_name = %name, error = %format!("{error:#}"), "Loop failed while stopping");
+                }
+                Some(_) => {}
+            },
+            _ = &mut deadline => {
+                tracing::warn!(left = loops.len(), "Shutdown grace period over; aborting the rest");
+                loops.abort_all();
+                return;
+            }
+        }
+    }
+}
