@@ -1,6 +1,7 @@
 //! codegen-sentinel: an automation daemon around Codegen agent runs.
 //!
 //! # Layout
+//! - [`actions`]: the action catalogue (parameters, outputs) and, with the executor, their effects.
 //! - [`api`]: the typed Codegen REST client, its wire models, errors and the shared rate budget.
 //! - [`retry`]: the one retry policy (full-jitter exponential backoff, `Retry-After` honoured).
 //! - [`sim`]: an in-process Codegen simulator (tests, benches, `demo`, `simulate serve`).
@@ -14,6 +15,7 @@
 //! - [`clock`]: wall-clock time behind a trait, for tests.
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
 
+pub mod actions;
 pub mod api;
 pub mod cli;
 pub mod clock;
