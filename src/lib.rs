@@ -13,6 +13,7 @@
 //! - [`sources`]: where events come from: the reconciling poller.
 //! - [`daemon`]: every loop under one cancellation token; startup and graceful shutdown.
 //! - [`clock`]: wall-clock time behind a trait, for tests.
+//! - [`template`]: the minijinja environment of rule conditions, keys and step parameters.
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
 
 pub mod actions;
@@ -27,4 +28,5 @@ pub mod secret;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod template;
 pub mod yaml;

@@ -180,7 +180,11 @@ pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         name: "codegen.wait_for_run",
         doc: "Wait durably until the run is terminal.",
-        params: &[RUN_ID, ORG, opt("timeout", Duration, "give up after (default 1h)")],
+        params: &[
+            RUN_ID,
+            ORG,
+            opt("timeout", Duration, "give up after (default 1h)"),
+        ],
         outputs: Some(RUN_FIELDS),
         effectful: false,
     },
