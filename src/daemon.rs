@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::SecretString;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,11 @@ impl Daemon {
             let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             anyhow::anyhow!(lines.join("\n"))
         })?;
+        Daemon::start_with_token(settings, token)
+    }
+
+    /// Like [`Daemon::start`], with the Codegen token already in hand (the demo).
+    pub fn start_with_token(settings: Settings, token: SecretString) -> anyhow::Result<Daemon> {
         let client = CodegenClient::builder(settings.codegen_base_url(), token)
             .budget(Arc::new(RateBudget::published()))
             .timeout(settings.codegen.request_timeout)

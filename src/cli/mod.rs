@@ -2,7 +2,10 @@
 
 pub mod api;
 mod config_source;
+pub mod demo;
 pub mod run;
+mod signals;
+pub mod simulate;
 pub mod state;
 
 use std::process::ExitCode;
@@ -29,12 +32,16 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon against the built-in Codegen simulator, with a live feed; no token, no network.
+    Demo(demo::DemoArgs),
     /// The daemon: poll Codegen, record transitions, until SIGTERM/SIGINT.
     Run(run::RunArgs),
     /// Inspect what the store holds: runs and their transitions.
     State(state::StateArgs),
     /// Call the Codegen API: one subcommand per operation, JSON on stdout.
     Api(api::ApiArgs),
+    /// The Codegen simulator.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// A command failed: a usage or configuration mistake (exit 2) or a runtime failure (exit 1).
@@ -66,13 +73,25 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run::run(args).await,
         Command::State(args) => state::run(args),
         Command::Api(args) => api::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Simulate(args) => simulate::run(args).await,
     }
 }
 
-/// Sets up logging on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing(format: LogFormat) {
+impl Cli {
+    /// The log level when `RUST_LOG` is not set: the demo keeps stderr quiet for its feed.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Demo(_) => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// Sets up logging on stderr, filtered by `RUST_LOG` (default `default_level`).
+pub fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
