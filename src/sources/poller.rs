@@ -429,3 +429,22 @@ fn failure_backoff(interval: Duration, failures: u32) -> Duration {
     };
     interval.max(policy.delay(failures + 1, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_backoff_grows_from_the_interval_to_the_cap() {
+        let interval = Duration::from_secs(15);
+        for failures in 1..20 {
+            let wait = failure_backoff(interval, failures);
+            assert!(wait >= interval && wait <= MAX_FAILURE_BACKOFF, "{wait:?}");
+        }
+        let late: Vec<Duration> = (0..200).map(|_| failure_backoff(interval, 8)).collect();
+        assert!(
+            late.iter().any(|w| *w > Duration::from_secs(120)),
+            "it grows"
+        );
+    }
+}
