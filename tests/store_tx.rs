@@ -374,3 +374,59 @@ fn deliveries_firings_marks_and_silences_round_trip() {
     assert_eq!(store.silences().count(), 2);
     assert!(store.silences().any(|s| s.unwrap().id == ended.id));
 }
+
+#[test]
+fn active_runs_follow_the_stored_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    observe(&store, 7, 1, "ACTIVE", at(0));
+    observe(&store, 7, 2, "ACTIVE", at(0));
+    observe(&store, 7, 3, "SOME_NEW_STATUS", at(0));
+    observe(&store, 7, 2, "FAILED", at(1));
+    let active = |store: &Store| {
+        store
+            .active_runs()
+            .map(|r| r.unwrap().run_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(active(&store), [1, 3], "unknown statuses stay watched");
+    observe(&store, 7, 2, "ACTIVE", at(2));
+    observe(&store, 7, 1, "COMPLETE", at(2));
+    assert_eq!(active(&store), [2, 3]);
+    assert_eq!(store.runs().count(), 3);
+}
+
+#[test]
+fn stale_run_record_is_refused_instead_of_reusing_a_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    observe(&store, 7, 1, "QUEUED", at(0));
+    let stale = store.get_run(7, 1).unwrap().unwrap();
+    observe(&store, 7, 1, "ACTIVE", at(1));
+    let err = store
+        .transaction(|tx| {
+            let mut run = stale.clone();
+            let change = NewTransition {
+                from: Some("QUEUED".into()),
+                to: Some("FAILED".into()),
+                first_sight: false,
+                at: at(2),
+                source: EventSource::Poll,
+            };
+            tx.append_transition(&mut run, change)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invariant {
+                tree: "transitions",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store.transaction(|tx| tx.put_run(&stale)).unwrap_err();
+    assert!(err.to_string().contains("stale"), "{err}");
+    assert_eq!(store.transitions_of_run(7, 1).unwrap().len(), 2);
+}

@@ -6,7 +6,7 @@
 //! await before acknowledging a webhook or starting an effect. Reads outside transactions are
 //! in [`read`]; [`retention`] prunes old history.
 //!
-//! Trees: `runs`, `transitions`, `events` (+ `event_ids`, `run_events`), `deliveries`, `jobs`
+//! Trees: `runs` (+ `runs_active`), `transitions`, `events` (+ `event_ids`, `run_events`), `deliveries`, `jobs`
 //! (+ `jobs_open`), `journal`, `firings`, `schedule_marks`, `silences`, `meta`.
 
 mod codec;
@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 pub use error::StoreError;
 pub use read::{JobUpdate, Records};
 pub use records::{
-    DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord, JobState, JournalRecord,
-    RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
+    is_terminal_status, DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord,
+    JobState, JournalRecord, RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
+    TERMINAL_STATUSES,
 };
 pub use retention::{run_retention, PruneStats, RetentionPolicy};
 pub use trees::TreeName;

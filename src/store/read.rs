@@ -90,6 +90,20 @@ impl Store {
         self.scan(&[])
     }
 
+    /// The runs whose stored status is not terminal, by (org, run id), through the
+    /// `runs_active` index: cheap however many finished runs are stored.
+    pub fn active_runs(&self) -> impl Iterator<Item = Result<RunRecord, StoreError>> + '_ {
+        let index = self.tree(TreeName::RunsActive).iter();
+        index.filter_map(move |item| {
+            let found = item
+                .map_err(StoreError::storage("scan"))
+                .and_then(|(key, _)| keys::decode_run(TreeName::RunsActive, &key))
+                .and_then(|(org, run)| self.get_run(org, run));
+            // A run missing behind its index entry was never written: nothing to report.
+            found.transpose()
+        })
+    }
+
     /// The stored runs of one organization, by run id.
     pub fn runs_of_org(&self, org_id: i64) -> Records<RunRecord> {
         self.scan(&keys::org(org_id))

@@ -224,9 +224,28 @@ impl Tx<'_> {
         self.get_record(&keys::run(org_id, run_id))
     }
 
-    /// Stores the snapshot of a run (insert or replace).
+    /// Stores the snapshot of a run (insert or replace) and keeps `runs_active` in step with its
+    /// status. Read the run in the same transaction: a record whose `last_seq` is behind the
+    /// stored one is refused, so a stale copy can never reuse a transition seq.
     pub fn put_run(&self, run: &RunRecord) -> Result<(), TxAbort> {
-        self.put_record(&keys::run(run.org_id, run.run_id), run)
+        let key = keys::run(run.org_id, run.run_id);
+        if let Some(stored) = self.get_record::<RunRecord>(&key)? {
+            if run.last_seq < stored.last_seq {
+                return Err(Self::invariant(
+                    TreeName::Runs,
+                    &key,
+                    "run record is stale (last_seq behind the stored one)",
+                ));
+            }
+        }
+        self.put_record(&key, run)?;
+        let active = self.tree(TreeName::RunsActive);
+        if run.is_terminal() {
+            active.remove(&key[..])?;
+        } else {
+            active.insert(&key[..], &[][..])?;
+        }
+        Ok(())
     }
 
     /// Appends the run's next transition (seq = `run.last_seq + 1`), bumps `run.last_seq` and
