@@ -177,8 +177,25 @@ fn store_calls_inside_a_transaction_fail_instead_of_deadlocking() {
     assert!(inner.contains("inside a transaction"), "{inner}");
     let nested = store.transaction(|_tx| Ok(store.transaction(|_| Ok(())).is_err()));
     assert!(nested.unwrap());
+    // Iterators made outside and advanced inside report the mistake too.
+    observe(&store, 7, 2, "ACTIVE", at(0));
+    let runs = std::cell::RefCell::new(store.runs());
+    let active = std::cell::RefCell::new(store.active_runs());
+    let (from_runs, from_active) = store
+        .transaction(|_tx| Ok((runs.borrow_mut().next(), active.borrow_mut().next())))
+        .unwrap();
+    assert!(matches!(
+        from_runs,
+        Some(Err(StoreError::InsideTransaction { .. }))
+    ));
+    assert!(matches!(
+        from_active,
+        Some(Err(StoreError::InsideTransaction { .. }))
+    ));
+    assert!(runs.borrow_mut().next().is_none() && active.borrow_mut().next().is_none());
     // The store is usable again afterwards.
     assert_eq!(store.get_run(7, 1).unwrap(), None);
+    assert_eq!(store.active_runs().count(), 1);
 }
 
 #[test]

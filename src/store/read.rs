@@ -93,14 +93,28 @@ impl Store {
     /// The runs whose stored status is not terminal, by (org, run id), through the
     /// `runs_active` index: cheap however many finished runs are stored.
     pub fn active_runs(&self) -> impl Iterator<Item = Result<RunRecord, StoreError>> + '_ {
-        let index = self.tree(TreeName::RunsActive).iter();
-        index.filter_map(move |item| {
-            let found = item
-                .map_err(StoreError::storage("scan"))
-                .and_then(|(key, _)| keys::decode_run(TreeName::RunsActive, &key))
-                .and_then(|(org, run)| self.get_run(org, run));
-            // A run missing behind its index entry was never written: nothing to report.
-            found.transpose()
+        let mut index = self.tree(TreeName::RunsActive).iter();
+        let mut done = false;
+        std::iter::from_fn(move || loop {
+            if done {
+                return None;
+            }
+            // Checked before touching sled: inside a transaction the next read would deadlock.
+            if let Err(e) = ensure_outside_tx("active_runs") {
+                done = true;
+                return Some(Err(e));
+            }
+            let found = match index.next()? {
+                Ok((key, _)) => keys::decode_run(TreeName::RunsActive, &key)
+                    .and_then(|(org, run)| self.get_run(org, run)),
+                Err(source) => Err(StoreError::Storage { op: "scan", source }),
+            };
+            match found {
+                Ok(Some(run)) => return Some(Ok(run)),
+                // An index entry without its run: nothing to report.
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
         })
     }
 

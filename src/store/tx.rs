@@ -2,8 +2,9 @@
 //!
 //! sled 0.34 runs a multi-tree transaction under a process-wide lock and may run the closure more
 //! than once, so the closure must be short and pure apart from `Tx` writes: no network, no
-//! channel sends, no effects, no store methods (those would deadlock; they return
-//! `StoreError::InsideTransaction` instead). Build inputs before, act on the returned value after.
+//! channel sends, no effects, no store methods or store iterators (those would deadlock; they
+//! return `StoreError::InsideTransaction` instead). Build inputs before, act on the returned
+//! value after.
 
 use std::cell::Cell;
 use std::error::Error as StdError;
