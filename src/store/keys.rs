@@ -2,7 +2,7 @@
 //!
 //! Layouts (all integers big-endian):
 //! - i64 ids have the sign bit flipped, so -1 sorts before 0 and 0 before 1;
-//! - `runs` (org, run) = 16 bytes; `transitions` (org, run, seq u32) = 20 bytes;
+//! - `runs` and `runs_active` (org, run) = 16 bytes; `transitions` (org, run, seq u32) = 20 bytes;
 //! - `events`, `jobs`, `jobs_open`, `silences`: u64 = 8 bytes;
 //! - `run_events` (org, run, event seq u64) = 24 bytes;
 //! - `journal` (event seq u64, rule): the rule name is the last component, unprefixed;
@@ -90,6 +90,14 @@ pub(crate) fn decode_id(tree: TreeName, k: &[u8]) -> Result<u64, StoreError> {
     Ok(u64_from(k))
 }
 
+/// Decodes a `runs` / `runs_active` key into (org, run).
+pub(crate) fn decode_run(tree: TreeName, k: &[u8]) -> Result<(i64, i64), StoreError> {
+    if k.len() != 16 {
+        return Err(bad_key(tree, k));
+    }
+    Ok((i64_from(&k[..8]), i64_from(&k[8..])))
+}
+
 /// Decodes a `run_events` key into (org, run, event seq).
 pub(crate) fn decode_run_event(k: &[u8]) -> Result<(i64, i64, u64), StoreError> {
     if k.len() != 24 {
@@ -117,7 +125,9 @@ pub(crate) fn bad_key(tree: TreeName, k: &[u8]) -> StoreError {
 pub fn describe(tree: TreeName, k: &[u8]) -> String {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match (tree, k.len()) {
-        (TreeName::Runs, 16) => format!("{}/{}", i64_from(k), i64_from(&k[8..])),
+        (TreeName::Runs | TreeName::RunsActive, 16) => {
+            format!("{}/{}", i64_from(k), i64_from(&k[8..]))
+        }
         (TreeName::Transitions, 20) => format!(
             "{}/{}/{}",
             i64_from(k),

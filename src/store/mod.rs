@@ -6,8 +6,9 @@
 //! await before acknowledging a webhook or starting an effect. Reads outside transactions are
 //! in [`read`]; [`retention`] prunes old history.
 //!
-//! Trees: `runs`, `transitions`, `events` (+ `event_ids`, `run_events`), `deliveries`, `jobs`
-//! (+ `jobs_open`), `journal`, `firings`, `schedule_marks`, `silences`, `meta`.
+//! Trees: `runs` (+ `runs_active`), `transitions`, `events` (+ `event_ids`, `run_events`),
+//! `deliveries`, `jobs` (+ `jobs_open`), `journal`, `firings`, `schedule_marks`, `silences`,
+//! `meta`. Layouts and figures: `docs/store.md`.
 
 mod codec;
 mod error;
@@ -17,6 +18,7 @@ pub mod records;
 pub mod retention;
 mod trees;
 mod tx;
+mod writes;
 
 #[cfg(test)]
 mod decode_tests;
@@ -28,12 +30,14 @@ use std::time::{Duration, Instant};
 pub use error::StoreError;
 pub use read::{JobUpdate, Records};
 pub use records::{
-    DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord, JobState, JournalRecord,
-    RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
+    is_terminal_status, DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord,
+    JobState, JournalRecord, RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
+    TERMINAL_STATUSES,
 };
 pub use retention::{run_retention, PruneStats, RetentionPolicy};
 pub use trees::TreeName;
-pub use tx::{NewEvent, NewJob, NewSilence, NewTransition, Tx, TxAbort};
+pub use tx::TxAbort;
+pub use writes::{NewEvent, NewJob, NewSilence, NewTransition, Tx};
 
 use trees::Trees;
 

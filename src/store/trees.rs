@@ -7,6 +7,8 @@ use super::error::StoreError;
 pub enum TreeName {
     /// (org, run) → the latest snapshot of an agent run.
     Runs,
+    /// (org, run) → (); the runs whose status is not terminal (kept by `Tx::put_run`).
+    RunsActive,
     /// (org, run, seq) → one recorded status change of a run; append-only.
     Transitions,
     /// global seq → one event the rules engine evaluated.
@@ -35,8 +37,9 @@ pub enum TreeName {
 
 impl TreeName {
     /// Every tree, in the order the transaction view holds them.
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 14] = [
         TreeName::Runs,
+        TreeName::RunsActive,
         TreeName::Transitions,
         TreeName::Events,
         TreeName::EventIds,
@@ -55,6 +58,7 @@ impl TreeName {
     pub const fn as_str(self) -> &'static str {
         match self {
             TreeName::Runs => "runs",
+            TreeName::RunsActive => "runs_active",
             TreeName::Transitions => "transitions",
             TreeName::Events => "events",
             TreeName::EventIds => "event_ids",
