@@ -390,3 +390,35 @@ async fn overlapping_pollers_on_one_store_record_each_change_once() {
         assert!(finished <= 1);
     }
 }
+
+#[tokio::test]
+async fn a_stalled_run_far_down_the_list_is_rechecked_every_fourth_interval() {
+    let rig = Rig::new().await;
+    let paused = rig.sim().create_run(ORG, RunPlan::completes());
+    rig.sim().set_status(ORG, paused, Some("PAUSED"));
+    for _ in 0..150 {
+        rig.sim().create_run(ORG, RunPlan::ends("COMPLETE"));
+    }
+    rig.advance(Duration::from_secs(3600));
+    let store = rig.store();
+    let mut poller = rig.poller(&store);
+    poller.poll_once().await.unwrap();
+    rig.clock.advance(Duration::from_secs(31 * 60));
+    let report = poller.poll_once().await.unwrap();
+    assert_eq!(report.single_gets, 1);
+    assert!(kinds(&store, paused).contains(&"run.stalled".to_string()));
+
+    let mut singles = Vec::new();
+    for _ in 0..8 {
+        rig.clock.advance(Duration::from_secs(15));
+        singles.push(poller.poll_once().await.unwrap().single_gets);
+    }
+    assert_eq!(singles, vec![0, 0, 0, 1, 0, 0, 0, 1]);
+
+    // Once it moves again it is polled every tick.
+    rig.sim().set_status(ORG, paused, Some("ACTIVE"));
+    rig.clock.advance(Duration::from_secs(60));
+    poller.poll_once().await.unwrap();
+    rig.clock.advance(Duration::from_secs(15));
+    assert_eq!(poller.poll_once().await.unwrap().single_gets, 1);
+}
