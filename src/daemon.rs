@@ -123,6 +123,11 @@ impl Daemon {
             crate::store::run_retention(store, policy, cancel).await;
             ("retention".to_owned(), Ok(()))
         });
+        let (health, store, cancel) = (self.health.clone(), self.store.clone(), shutdown.clone());
+        loops.spawn(async move {
+            crate::systemd::run_notifier(health, store, cancel).await;
+            ("systemd notifier".to_owned(), Ok(()))
+        });
         tracing::info!(
             orgs = ?self.settings.org_ids(),
             store = %self.settings.store.path.display(),

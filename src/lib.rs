@@ -12,6 +12,7 @@
 //! - [`events`]: the event types rules react to, their stable ids and data.
 //! - [`sources`]: where events come from: the reconciling poller.
 //! - [`daemon`]: every loop under one cancellation token; startup and graceful shutdown.
+//! - [`systemd`]: `Type=notify` readiness and watchdog pings.
 //! - [`clock`]: wall-clock time behind a trait, for tests.
 //! - [`template`]: the minijinja environment of rule conditions, keys and step parameters.
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
@@ -28,5 +29,6 @@ pub mod secret;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod systemd;
 pub mod template;
 pub mod yaml;

@@ -247,12 +247,12 @@ async fn kill_9_at_100_random_moments_loses_no_held_status_and_records_none_twic
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     sigterm(&child);
+    let out = wait_exit(child, Duration::from_secs(10)).await;
     assert_eq!(
-        wait_exit(child, Duration::from_secs(10))
-            .await
-            .status
-            .code(),
-        Some(0)
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     cancel.cancel();
 
@@ -288,4 +288,62 @@ async fn kill_9_at_100_random_moments_loses_no_held_status_and_records_none_twic
         checked += history.len();
     }
     assert!(checked > 200, "only {checked} statuses were exercised");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_after_the_first_reconcile_then_watchdog_pings() {
+    use std::os::unix::net::UnixDatagram;
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server.base_url);
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // systemd names the pid the watchdog is for; `exec` keeps the shell's pid.
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            r#"WATCHDOG_PID=$$ exec "$SENTINEL_BIN" run --config "$SENTINEL_CONFIG_PATH""#,
+        ])
+        .env("SENTINEL_TEST_TOKEN", TOKEN)
+        .env_remove("SENTINEL_CONFIG")
+        .env("SENTINEL_BIN", env!("CARGO_BIN_EXE_codegen-sentinel"))
+        .env("SENTINEL_CONFIG_PATH", &config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let messages = tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while got
+            .iter()
+            .filter(|m: &&String| m.contains("WATCHDOG=1"))
+            .count()
+            < 3
+        {
+            let n = socket.recv(&mut buf).expect("a notification within 10 s");
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got
+    })
+    .await
+    .unwrap();
+    assert!(messages[0].contains("READY=1"), "{messages:?}");
+    assert!(
+        !server.sim.requests().is_empty(),
+        "ready only after talking to the API"
+    );
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(child, Duration::from_secs(10))
+            .await
+            .status
+            .code(),
+        Some(0)
+    );
 }

@@ -3,6 +3,7 @@
 pub mod api;
 mod config_source;
 pub mod demo;
+pub mod healthcheck;
 pub mod run;
 mod signals;
 pub mod simulate;
@@ -40,6 +41,8 @@ pub enum Command {
     State(state::StateArgs),
     /// Call the Codegen API: one subcommand per operation, JSON on stdout.
     Api(api::ApiArgs),
+    /// Exit 0 when the local daemon answers ready (for container HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// The Codegen simulator.
     Simulate(simulate::SimulateArgs),
 }
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::State(args) => state::run(args),
         Command::Api(args) => api::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Simulate(args) => simulate::run(args).await,
     }
 }
