@@ -136,17 +136,30 @@ impl Daemon {
 
         let mut failure: Option<anyhow::Error> = None;
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => {}
             Some(ended) = loops.join_next() => {
                 let (name, result) = ended.context("a daemon loop panicked")?;
+                if shutdown.is_cancelled() && result.is_ok() {
+                    // It stopped because we are stopping: not a failure.
+                    return self.finish(&mut loops, None).await;
+                }
                 let error = result.err().unwrap_or_else(|| anyhow::anyhow!("ended unexpectedly"));
                 tracing::error!(loop_name = %name, error = %format!("{error:#}"), "A daemon loop stopped; shutting down");
                 failure = Some(error.context(format!("{name} stopped")));
                 shutdown.cancel();
             }
         }
-        let grace = self.settings.executor.shutdown_grace;
-        drain(&mut loops, grace).await;
+        self.finish(&mut loops, failure).await
+    }
+
+    /// Drains the loops within the grace period, flushes the store, and reports `failure`.
+    async fn finish(
+        &self,
+        loops: &mut JoinSet<(String, anyhow::Result<()>)>,
+        failure: Option<anyhow::Error>,
+    ) -> anyhow::Result<()> {
+        drain(loops, self.settings.executor.shutdown_grace).await;
         self.store.flush().await.context("final flush")?;
         tracing::info!("Daemon stopped");
         match failure {
