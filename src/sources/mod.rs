@@ -3,3 +3,4 @@
 
 pub mod observe;
 pub mod poller;
+pub mod scheduler;

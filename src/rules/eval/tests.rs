@@ -1,0 +1,1 @@
+//! Unit tests of evaluation: outcomes, keys, dedupe, cooldown, throttle, silences, modes.
