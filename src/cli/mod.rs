@@ -1,8 +1,12 @@
 //! The command line: one module per command group. `main.rs` parses, then calls [`run`].
 
 pub mod api;
+pub mod check;
 mod config_source;
+pub mod explain;
+pub mod rules;
 pub mod run;
+pub mod silence;
 pub mod state;
 
 use std::process::ExitCode;
@@ -35,6 +39,14 @@ pub enum Command {
     State(state::StateArgs),
     /// Call the Codegen API: one subcommand per operation, JSON on stdout.
     Api(api::ApiArgs),
+    /// Validate the config and rule files; exit 0 when valid, 2 when not.
+    Check(check::CheckArgs),
+    /// Test rules, replay stored history with candidate rules, print the rule file schema.
+    Rules(rules::RulesArgs),
+    /// Every event of a run and what each rule decided, and why.
+    Explain(explain::ExplainArgs),
+    /// Pause a rule (or one key of it) until a time; list and expire silences.
+    Silence(silence::SilenceArgs),
 }
 
 /// A command failed: a usage or configuration mistake (exit 2) or a runtime failure (exit 1).
@@ -66,6 +78,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run::run(args).await,
         Command::State(args) => state::run(args),
         Command::Api(args) => api::run(args).await,
+        Command::Check(args) => check::run(args),
+        Command::Rules(args) => rules::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Silence(args) => silence::run(args).await,
     }
 }
 
