@@ -296,8 +296,7 @@ impl Checker<'_> {
         if allowed.contains(&given) {
             return true;
         }
-        let hint = did_you_mean(given, allowed.iter().copied())
-            .unwrap_or_else(|| format!("one of {}", quoted_list(allowed)));
+        let hint = did_you_mean(given, allowed.iter().copied());
         self.error(
             at,
             format!(
@@ -306,7 +305,7 @@ impl Checker<'_> {
                 quoted_list(allowed),
                 given
             ),
-            Some(hint),
+            hint,
         );
         false
     }
