@@ -237,7 +237,7 @@ pub fn check_name(
         let Some(shape) = root_shape(root, family, scope, names) else {
             return Err(missing_root(root, family, families, scope));
         };
-        walk(root, &shape, &fields, scope)?;
+        walk(root, &shape, &fields, scope, family)?;
     }
     Ok(())
 }
@@ -271,7 +271,13 @@ fn missing_root(root: &str, family: Family, families: &[Family], scope: Scope<'_
     NameError::new(format!("unknown name `{root}`"), Some(hint))
 }
 
-fn walk(root: &str, shape: &Shape, fields: &[&str], scope: Scope<'_>) -> Result<(), NameError> {
+fn walk(
+    root: &str,
+    shape: &Shape,
+    fields: &[&str],
+    scope: Scope<'_>,
+    family: Family,
+) -> Result<(), NameError> {
     let mut shape = shape;
     let mut path = root.to_owned();
     for field in fields {
@@ -279,7 +285,7 @@ fn walk(root: &str, shape: &Shape, fields: &[&str], scope: Scope<'_>) -> Result<
             Shape::Any => return Ok(()),
             Shape::Object(map) => match map.get(*field) {
                 Some(inner) => inner,
-                None => return Err(no_field(root, &path, field, map, scope)),
+                None => return Err(no_field(root, &path, field, map, scope, family)),
             },
             Shape::List(item) if field.parse::<usize>().is_ok() => item,
             other => {
@@ -309,6 +315,7 @@ fn no_field(
     field: &str,
     map: &BTreeMap<String, Shape>,
     scope: Scope<'_>,
+    family: Family,
 ) -> NameError {
     if path == "steps" {
         if let Scope::Step(before) = scope {
@@ -322,6 +329,19 @@ fn no_field(
             return NameError::new(
                 format!("`steps.{field}` is not a step before this one"),
                 Some(hint),
+            );
+        }
+    }
+    if path == "event" {
+        let families: Vec<&str> = [Family::Run, Family::Github, Family::Schedule]
+            .into_iter()
+            .filter(|f| matches!(event_shape(*f), Shape::Object(m) if m.contains_key(field)))
+            .map(Family::describe)
+            .collect();
+        if !families.is_empty() {
+            return NameError::new(
+                format!("`event.{field}` is not set on {}", family.describe()),
+                Some(format!("it is set on {}", families.join(" and "))),
             );
         }
     }

@@ -173,7 +173,8 @@ impl<'a> Checker<'a> {
         let dry = condition.eval(&minijinja::Value::from(()));
         if let Err(err) = dry {
             if is_unknown_callable(&err) {
-                self.error(at, TemplateError::from(err).message, None);
+                let (message, hint) = unknown_callable(&err);
+                self.error(at, message, hint);
                 return None;
             }
         }
@@ -204,7 +205,8 @@ impl<'a> Checker<'a> {
         }
         if let Err(err) = template.render(minijinja::Value::from(())) {
             if is_unknown_callable(&err) {
-                self.error(at, TemplateError::from(err).message, None);
+                let (message, hint) = unknown_callable(&err);
+                self.error(at, message, hint);
                 return false;
             }
         }
@@ -230,6 +232,102 @@ impl<'a> Checker<'a> {
             _ => true,
         }
     }
+}
+
+/// The filters and tests of the template environment, for hints.
+const FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "count",
+    "default",
+    "dictsort",
+    "escape",
+    "first",
+    "float",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+];
+const TESTS: &[&str] = &[
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
+];
+
+/// "unknown filter `x`" with a hint, from minijinja's "filter x is unknown".
+pub(super) fn unknown_callable(err: &minijinja::Error) -> (String, Option<String>) {
+    use minijinja::ErrorKind as K;
+    let detail = err.detail().unwrap_or_default();
+    let name = detail.split_whitespace().nth(1).unwrap_or_default();
+    let (what, known): (&str, &[&str]) = match err.kind() {
+        K::UnknownFilter => ("filter", FILTERS),
+        K::UnknownTest => ("test", TESTS),
+        K::UnknownFunction => ("function", &["range", "dict", "namespace", "debug"]),
+        _ => ("method", &[]),
+    };
+    let hint = crate::rules::did_you_mean(name, known.iter().copied());
+    (format!("unknown {what} `{name}`"), hint)
 }
 
 /// Errors a dry evaluation finds that no context could fix.
