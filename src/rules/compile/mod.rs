@@ -294,3 +294,6 @@ fn with_variant_hint(diagnostic: Diagnostic) -> Diagnostic {
         None => diagnostic,
     }
 }
+
+#[cfg(test)]
+mod tests;
