@@ -54,7 +54,7 @@ fn the_corpus_holds_at_least_forty_files_each_with_an_expectation() {
 fn every_bad_file_fails_with_exactly_its_expected_errors() {
     let env = env();
     for file in bad_files() {
-        let compiled = compile_paths(&[file.clone()], &env);
+        let compiled = compile_paths(std::slice::from_ref(&file), &env);
         assert!(compiled.set.is_none(), "{} compiled", file.display());
         let errors: Vec<String> = compiled.errors().map(ToString::to_string).collect();
         assert_eq!(errors, expected(&file), "{}", file.display());

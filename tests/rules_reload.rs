@@ -35,7 +35,11 @@ async fn until(rules: &Rules, reloads: &mut watch::Receiver<u64>, check: impl Fn
         }
     })
     .await;
-    assert!(waited.is_ok(), "no reload seen; status {:?}", rules.status());
+    assert!(
+        waited.is_ok(),
+        "no reload seen; status {:?}",
+        rules.status()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +63,10 @@ async fn edits_checkouts_and_broken_files_are_handled_by_the_watch() {
     let touched = tokio::time::timeout(WAIT, async {
         loop {
             std::fs::write(dir.join("touch.yml"), "rules: []\n").unwrap();
-            if tokio::time::timeout(Duration::from_millis(500), reloads.changed()).await.is_ok() {
+            if tokio::time::timeout(Duration::from_millis(500), reloads.changed())
+                .await
+                .is_ok()
+            {
                 break;
             }
         }
@@ -68,7 +75,10 @@ async fn edits_checkouts_and_broken_files_are_handled_by_the_watch() {
     assert!(touched.is_ok(), "the watch never reported a change");
 
     save_by_rename(&file, &rule("second"));
-    until(&rules, &mut reloads, |r| r.current().rule("second").is_some()).await;
+    until(&rules, &mut reloads, |r| {
+        r.current().rule("second").is_some()
+    })
+    .await;
     let second_hash = rules.current().hash().to_owned();
 
     // A checkout that swaps the whole directory.
@@ -77,15 +87,25 @@ async fn edits_checkouts_and_broken_files_are_handled_by_the_watch() {
     std::fs::write(next.join("main.yaml"), rule("third")).unwrap();
     std::fs::rename(&dir, root.path().join("rules.old")).unwrap();
     std::fs::rename(&next, &dir).unwrap();
-    until(&rules, &mut reloads, |r| r.current().rule("third").is_some()).await;
+    until(&rules, &mut reloads, |r| {
+        r.current().rule("third").is_some()
+    })
+    .await;
 
     // And the watch follows the new directory: a broken edit there keeps `third` in force.
     let third_hash = rules.current().hash().to_owned();
     assert_ne!(third_hash, second_hash);
-    save_by_rename(&dir.join("main.yaml"), "rules:\n  - name: third\n    trigger: run.finshed\n");
+    save_by_rename(
+        &dir.join("main.yaml"),
+        "rules:\n  - name: third\n    trigger: run.finshed\n",
+    );
     until(&rules, &mut reloads, |r| r.status().last_error.is_some()).await;
     assert_eq!(rules.current().hash(), third_hash);
-    assert!(rules.status().last_error.unwrap().contains("unknown event type `run.finshed`"));
+    assert!(rules
+        .status()
+        .last_error
+        .unwrap()
+        .contains("unknown event type `run.finshed`"));
 
     cancel.cancel();
     task.await.unwrap().unwrap();

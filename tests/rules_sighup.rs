@@ -37,7 +37,10 @@ async fn sighup_reloads_the_rules() {
     let reloaded = tokio::time::timeout(Duration::from_secs(20), async {
         while rules.current().rule("added").is_none() {
             // Sent again until the loop has registered and reloaded.
-            std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap();
             let _ = tokio::time::timeout(Duration::from_millis(500), reloads.changed()).await;
         }
     })

@@ -24,9 +24,8 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
-    let settings = if args.paths.is_empty() {
-        Some(config_source::required(args.config.as_deref())?)
-    } else if args.config.is_some() {
+    // Without PATHs the config is what is checked, so it must exist; with PATHs, only if named.
+    let settings = if args.paths.is_empty() || args.config.is_some() {
         Some(config_source::required(args.config.as_deref())?)
     } else {
         None

@@ -152,7 +152,7 @@ pub enum Trigger {
     /// Events whose type matches one of the patterns.
     Events(Vec<Pattern>),
     /// Cron ticks.
-    Schedule(Schedule),
+    Schedule(Box<Schedule>),
 }
 
 /// `throttle: {limit, per}`.

@@ -126,7 +126,7 @@ impl Checker<'_> {
             }
             (None, Some(cron)) => self
                 .schedule(cron, raw.timezone.as_deref())
-                .map(Trigger::Schedule),
+                .map(|s| Trigger::Schedule(Box::new(s))),
         }
     }
 
