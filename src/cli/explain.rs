@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{config_source, open_store, Failure};
 use crate::rules::eval::rfc3339;
 use crate::rules::{compile_paths, CompileEnv, RuleSet};
-use crate::store::{EventRecord, JobRecord, JournalRecord, Store};
+use crate::store::{EventRecord, JobRecord, JournalRecord};
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -170,21 +170,4 @@ fn write_event(
         }
     }
     Ok(())
-}
-
-/// The store handle explain reads from (for tests of the output functions).
-pub fn explain_lines(
-    store: &Store,
-    event: &EventRecord,
-    current: Option<&RuleSet>,
-) -> anyhow::Result<String> {
-    let journal = store.journal_of_event(event.seq)?;
-    let jobs: Vec<JobRecord> = store
-        .jobs()
-        .filter_map(Result::ok)
-        .filter(|j| j.event_id == event.id)
-        .collect();
-    let mut out = Vec::new();
-    write_event(&mut out, event, &journal, &jobs, current)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }
