@@ -6,7 +6,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::{Mode, Rule, ENV};
+use super::{Mode, Rule};
 use crate::store::{EventRecord, FiringRecord, SilenceRecord};
 use crate::template::TemplateError;
 
@@ -59,8 +59,7 @@ impl EventContext {
 
     /// What a rule's conditions and templates see: this context plus `rule`.
     pub fn for_rule(&self, rule: &Rule) -> minijinja::Value {
-        let own =
-            minijinja::context! { rule => minijinja::Value::from_serialize(rule.context_value()) };
+        let own = minijinja::context! { rule => rule.context.clone() };
         minijinja::value::merge_maps([own, self.value.clone()])
     }
 
@@ -234,11 +233,11 @@ pub fn render_key(
     let Some(template) = &rule.key else {
         return Ok(ctx.event_id().to_owned());
     };
-    if !crate::template::is_template(template) {
+    let Some(compiled) = &rule.key_template else {
         return Ok(template.clone());
-    }
-    let key = ENV
-        .render_str(template, value)
+    };
+    let key = compiled
+        .render(value)
         .map_err(|e| format!("`key` failed: {}", TemplateError::from(e)))?;
     if key.trim().is_empty() {
         return Err(format!("`key` rendered empty: {template}"));

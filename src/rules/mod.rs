@@ -117,6 +117,32 @@ impl Condition {
     }
 }
 
+/// A key template, compiled once: keys are rendered for every matching event.
+pub(crate) struct KeyTemplate {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for KeyTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyTemplate")
+    }
+}
+
+impl KeyTemplate {
+    const NAME: &'static str = "key";
+
+    /// Compiles `source` in an environment configured like the shared one.
+    pub(crate) fn compile(source: &str) -> Result<KeyTemplate, minijinja::Error> {
+        let mut env = crate::template::environment();
+        env.add_template_owned(Self::NAME, source.to_owned())?;
+        Ok(KeyTemplate { env })
+    }
+
+    pub(crate) fn render(&self, ctx: &minijinja::Value) -> Result<String, minijinja::Error> {
+        self.env.get_template(Self::NAME)?.render(ctx)
+    }
+}
+
 /// When a scheduled rule fires.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -196,6 +222,10 @@ pub struct Rule {
     pub when: Option<Condition>,
     /// A template; `None` keys firings by event id.
     pub key: Option<String>,
+    /// `key`, compiled once (templates only).
+    pub(crate) key_template: Option<KeyTemplate>,
+    /// `{name, description}` as the context's `rule`, built once.
+    pub(crate) context: minijinja::Value,
     pub cooldown: Option<Duration>,
     pub throttle: Option<Throttle>,
     pub mode: Mode,

@@ -8,7 +8,7 @@ use super::Checker;
 use crate::rules::model::{Mode, OneOrMany, RawRule};
 use crate::rules::shape::{Family, Scope};
 use crate::rules::trigger::Pattern;
-use crate::rules::{Rule, Schedule, Throttle, Trigger};
+use crate::rules::{KeyTemplate, Rule, Schedule, Throttle, Trigger};
 use crate::template::is_template;
 use crate::yaml::{Location, YamlPath};
 
@@ -88,6 +88,15 @@ impl Checker<'_> {
             families,
             when,
             key: raw.key.clone(),
+            key_template: raw
+                .key
+                .as_deref()
+                .filter(|k| is_template(k))
+                .and_then(|k| KeyTemplate::compile(k).ok()),
+            context: minijinja::Value::from_serialize(serde_json::json!({
+                "name": raw.name,
+                "description": raw.description,
+            })),
             cooldown,
             throttle,
             mode,
