@@ -10,7 +10,11 @@
 //! - [`secret`]: secret references (`*_env`, `*_file`, systemd credentials) and their resolution.
 //! - [`store`]: the only code that touches sled: trees, typed keys, versioned records, transactions.
 //! - [`events`]: the event types rules react to, their stable ids and data.
-//! - [`sources`]: where events come from: the reconciling poller.
+//! - [`sources`]: where events come from: the reconciling poller and the cron scheduler.
+//! - [`rules`]: the rule language: YAML files → a checked rule set → pure evaluation; rule tests,
+//!   JSON Schema, and reload on SIGHUP or file changes.
+//! - [`engine`]: each event's rule decisions (journal) and jobs, written in the event's
+//!   transaction; replay of history and schedule summaries.
 //! - [`daemon`]: every loop under one cancellation token; startup and graceful shutdown.
 //! - [`systemd`]: `Type=notify` readiness and watchdog pings.
 //! - [`clock`]: wall-clock time behind a trait, for tests.
@@ -23,8 +27,10 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod events;
 pub mod retry;
+pub mod rules;
 pub mod secret;
 pub mod sim;
 pub mod sources;

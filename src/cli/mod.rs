@@ -1,11 +1,15 @@
 //! The command line: one module per command group. `main.rs` parses, then calls [`run`].
 
 pub mod api;
+pub mod check;
 mod config_source;
 pub mod demo;
+pub mod explain;
 pub mod healthcheck;
+pub mod rules;
 pub mod run;
 mod signals;
+pub mod silence;
 pub mod simulate;
 pub mod state;
 
@@ -45,6 +49,14 @@ pub enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// The Codegen simulator.
     Simulate(simulate::SimulateArgs),
+    /// Validate the config and rule files; exit 0 when valid, 2 when not.
+    Check(check::CheckArgs),
+    /// Test rules, replay stored history with candidate rules, print the rule file schema.
+    Rules(rules::RulesArgs),
+    /// Every event of a run and what each rule decided, and why.
+    Explain(explain::ExplainArgs),
+    /// Pause a rule (or one key of it) until a time; list and expire silences.
+    Silence(silence::SilenceArgs),
 }
 
 /// A command failed: a usage or configuration mistake (exit 2) or a runtime failure (exit 1).
@@ -79,6 +91,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(args) => demo::run(args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Check(args) => check::run(args),
+        Command::Rules(args) => rules::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Silence(args) => silence::run(args).await,
     }
 }
 

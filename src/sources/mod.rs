@@ -1,5 +1,6 @@
-//! Where events come from: the reconciling poller of the Codegen API (and, later, GitHub
-//! webhooks and the cron scheduler).
+//! Where events come from: the reconciling poller of the Codegen API, the cron scheduler of
+//! `schedule:` rules (and, later, GitHub webhooks).
 
 pub mod observe;
 pub mod poller;
+pub mod scheduler;

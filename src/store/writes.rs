@@ -213,6 +213,15 @@ impl Tx<'_> {
     }
 
     /// Records the decision of `entry.rule` on the event `event_seq` (insert or replace).
+    /// The decision of `rule` on the event `event_seq`, if one is recorded.
+    pub fn get_journal(
+        &self,
+        event_seq: u64,
+        rule: &str,
+    ) -> Result<Option<JournalRecord>, TxAbort> {
+        self.get_record(&keys::journal(event_seq, rule))
+    }
+
     pub fn put_journal(&self, event_seq: u64, entry: &JournalRecord) -> Result<(), TxAbort> {
         self.put_record(&keys::journal(event_seq, &entry.rule), entry)
     }
@@ -313,7 +322,49 @@ impl Tx<'_> {
 
     /// Stores a silence (insert or replace), e.g. to expire it early.
     pub fn put_silence(&self, silence: &SilenceRecord) -> Result<(), TxAbort> {
-        self.put_record(&keys::id(silence.id), silence)
+        self.put_record(&keys::id(silence.id), silence)?;
+        self.index_silence(silence)
+    }
+
+    /// The silences of `rule` that are not expired by hand (their `until` may be past): what
+    /// the rules engine checks, inside the event's transaction, without scanning the tree.
+    pub fn silences_of_rule(&self, rule: &str) -> Result<Vec<SilenceRecord>, TxAbort> {
+        let mut silences = Vec::new();
+        for id in self.silence_ids(rule)? {
+            if let Some(silence) = self.get_silence(id)? {
+                silences.push(silence);
+            }
+        }
+        Ok(silences)
+    }
+
+    fn silence_ids(&self, rule: &str) -> Result<Vec<u64>, TxAbort> {
+        let Some(text) = self.get_meta(&silence_index_key(rule))? else {
+            return Ok(Vec::new());
+        };
+        // The index is ours; an unreadable one is treated as empty and rebuilt by the next write.
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Keeps the per-rule index of live silences in step: expired ones (by hand, or whose end
+    /// is before this one's creation) leave it.
+    fn index_silence(&self, silence: &SilenceRecord) -> Result<(), TxAbort> {
+        let mut live = Vec::new();
+        for id in self.silence_ids(&silence.rule)? {
+            if id == silence.id {
+                continue;
+            }
+            if let Some(other) = self.get_silence(id)? {
+                if !other.expired && other.until > silence.created_at {
+                    live.push(id);
+                }
+            }
+        }
+        if !silence.expired {
+            live.push(silence.id);
+        }
+        let text = serde_json::to_string(&live).unwrap_or_else(|_| "[]".to_owned());
+        self.put_meta(&silence_index_key(&silence.rule), &text)
     }
 
     /// A small string value from `meta`.
@@ -352,4 +403,9 @@ impl Tx<'_> {
         self.tree(tree).remove(key)?;
         Ok(())
     }
+}
+
+/// The `meta` key listing the live silence ids of a rule.
+fn silence_index_key(rule: &str) -> String {
+    format!("silences/of_rule/{rule}")
 }
