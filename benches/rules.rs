@@ -30,7 +30,11 @@ const TRIGGERS: [&str; 8] = [
 /// Rule file `i`: a realistic rule (condition, key, three steps with templates), its trigger
 /// taken in turn from `TRIGGERS` (or always `run.finished` when `all_match`).
 fn rule_file(i: usize, all_match: bool) -> (PathBuf, String) {
-    let trigger = if all_match { "run.finished" } else { TRIGGERS[i % TRIGGERS.len()] };
+    let trigger = if all_match {
+        "run.finished"
+    } else {
+        TRIGGERS[i % TRIGGERS.len()]
+    };
     let when = if trigger.starts_with("github.") {
         r#"event.action == "completed" and payload.check_suite.conclusion == "failure""#
     } else {
@@ -70,7 +74,9 @@ fn env() -> CompileEnv {
 
 fn compile(all_match: bool) -> RuleSet {
     let files: Vec<_> = (0..100).map(|i| rule_file(i, all_match)).collect();
-    compile_sources(&files, &env()).into_result().expect("bench rules compile")
+    compile_sources(&files, &env())
+        .into_result()
+        .expect("bench rules compile")
 }
 
 fn event() -> EventRecord {
@@ -123,13 +129,21 @@ fn percentiles(mut samples: Vec<Duration>) -> HashMap<u8, Duration> {
     samples.sort();
     [50u8, 90, 99]
         .into_iter()
-        .map(|p| (p, samples[(samples.len() * p as usize / 100).min(samples.len() - 1)]))
+        .map(|p| {
+            (
+                p,
+                samples[(samples.len() * p as usize / 100).min(samples.len() - 1)],
+            )
+        })
         .collect()
 }
 
 fn report(label: &str, samples: Vec<Duration>) {
     let p = percentiles(samples);
-    println!("{label}: p50 {:?}, p90 {:?}, p99 {:?}", p[&50], p[&90], p[&99]);
+    println!(
+        "{label}: p50 {:?}, p90 {:?}, p99 {:?}",
+        p[&50], p[&90], p[&99]
+    );
 }
 
 fn benches(c: &mut Criterion) {
@@ -141,9 +155,10 @@ fn benches(c: &mut Criterion) {
     assert_eq!(evaluate(&mixed, &event, &vars), 25);
     assert_eq!(evaluate(&all, &event, &vars), 100);
 
-    c.bench_function("evaluate one event against 100 rules (mixed triggers)", |b| {
-        b.iter(|| evaluate(black_box(&mixed), black_box(&event), &vars))
-    });
+    c.bench_function(
+        "evaluate one event against 100 rules (mixed triggers)",
+        |b| b.iter(|| evaluate(black_box(&mixed), black_box(&event), &vars)),
+    );
     c.bench_function("evaluate one event against 100 rules (all matching)", |b| {
         b.iter(|| evaluate(black_box(&all), black_box(&event), &vars))
     });
@@ -163,7 +178,10 @@ fn benches(c: &mut Criterion) {
                 })
                 .collect::<Vec<_>>()
         };
-        report("evaluate, mixed triggers (25 of 100 rules match)", time(&mixed));
+        report(
+            "evaluate, mixed triggers (25 of 100 rules match)",
+            time(&mixed),
+        );
         report("evaluate, all 100 rules match", time(&all));
         let compiles = (0..50)
             .map(|_| {
@@ -180,5 +198,7 @@ criterion_group!(rules, benches);
 
 fn main() {
     rules();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
 }
