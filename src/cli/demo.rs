@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +26,35 @@ const NEW_RUN_EVERY: Duration = Duration::from_secs(3);
 /// The org the simulator's demo data lives in.
 const DEMO_ORG: i64 = 7;
 
+/// The shipped rules, built in so the demo runs from any directory.
+const SHIPPED_RULES: &[(&str, &str)] = &[
+    (
+        "ban-checks-on-agent-prs.yaml",
+        include_str!("../../rules/ban-checks-on-agent-prs.yaml"),
+    ),
+    (
+        "diagnose-failed-runs.yaml",
+        include_str!("../../rules/diagnose-failed-runs.yaml"),
+    ),
+    (
+        "fix-failed-checks.yaml",
+        include_str!("../../rules/fix-failed-checks.yaml"),
+    ),
+    (
+        "stalled-runs.yaml",
+        include_str!("../../rules/stalled-runs.yaml"),
+    ),
+    (
+        "weekday-digest.yaml",
+        include_str!("../../rules/weekday-digest.yaml"),
+    ),
+];
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// Rule files to run [default: ./rules when present, else the built-in copies of them].
+    #[arg(long)]
+    pub rules: Option<std::path::PathBuf>,
     /// Stop after this long (e.g. 60s); without it, run until Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
@@ -56,7 +84,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     spawn_fast_clock(sim.clone(), args.speed.max(1), cancel.child_token());
     sim.spawn_run_stream(NEW_RUN_EVERY, cancel.child_token());
 
-    let config = demo_config(&server.base_url, workdir.path());
+    let rules = rules_dir(args.rules.clone(), workdir.path())?;
+    let notifier = spawn_printing_notifier(cancel.child_token()).await?;
+    let config = demo_config(&server.base_url, workdir.path(), &rules, &notifier);
     let config_path = workdir.path().join("sentinel.yaml");
     let settings = parse_settings(&config_path, &config).map_err(|d| {
         let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
@@ -72,13 +102,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         server.base_url, args.speed
     );
     println!("  store              {}", workdir.path().display());
+    println!(
+        "  rules              {} ({} rules)",
+        rules.display(),
+        daemon.rules.status().rules
+    );
     match args.duration {
         Some(d) => println!("  stopping after     {}", humantime::format_duration(d)),
         None => println!("  stop with          Ctrl-C"),
     }
     println!();
 
-    let printer = tokio::spawn(print_feed(feed, cancel.child_token()));
+    let printer = tokio::spawn(print_feed(feed, store.clone(), cancel.child_token()));
     tokio::spawn(super::signals::stop_on_signals(cancel.clone()));
     if let Some(duration) = args.duration {
         let cancel = cancel.clone();
@@ -97,13 +132,55 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_config(base_url: &str, dir: &std::path::Path) -> String {
+fn demo_config(base_url: &str, dir: &Path, rules: &Path, notifier: &str) -> String {
     format!(
         "codegen:\n  base_url: {base_url}\n  token_env: SENTINEL_DEMO_UNUSED\n  org_ids: [{DEMO_ORG}]\n  \
          poll_interval: 1s\n  stall_after: 10m\n  deep_resync: 10m\n\
-         store:\n  path: {}\n",
-        dir.join("store").display()
+         store:\n  path: {}\n\
+         rules:\n  paths: [{}]\n\
+         notifiers:\n  ops:\n    type: webhook\n    url: {notifier}\n\
+         vars:\n  default_sandbox_id: 42\n",
+        dir.join("store").display(),
+        rules.display(),
     )
+}
+
+/// `--rules`, else `./rules`, else the built-in copies written under `workdir`.
+fn rules_dir(explicit: Option<PathBuf>, workdir: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(std::path::absolute(dir)?);
+    }
+    let local = Path::new("rules");
+    if local.join("diagnose-failed-runs.yaml").is_file() {
+        return Ok(std::path::absolute(local)?);
+    }
+    let dir = workdir.join("rules");
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in SHIPPED_RULES {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(dir)
+}
+
+/// A local endpoint for the `ops` notifier that prints what it is sent.
+async fn spawn_printing_notifier(cancel: CancellationToken) -> anyhow::Result<String> {
+    use axum::{routing::post, Json, Router};
+    let app = Router::new().route(
+        "/notify",
+        post(|Json(body): Json<serde_json::Value>| async move {
+            let text = body["text"].as_str().unwrap_or("(no text)");
+            println!("          📣 ops: {text}");
+            "ok"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/notify", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
+    });
+    Ok(url)
 }
 
 /// Moves the simulator's clock `speed` times faster than the wall clock.
@@ -120,14 +197,30 @@ fn spawn_fast_clock(sim: Simulator, speed: u32, cancel: CancellationToken) {
     });
 }
 
-async fn print_feed(mut feed: broadcast::Receiver<Arc<EventRecord>>, cancel: CancellationToken) {
+async fn print_feed(
+    mut feed: broadcast::Receiver<Arc<EventRecord>>,
+    store: Store,
+    cancel: CancellationToken,
+) {
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => return,
             e = feed.recv() => e,
         };
         match event {
-            Ok(event) => println!("{}", feed_line(&event)),
+            Ok(event) => {
+                println!("{}", feed_line(&event));
+                for decision in store.journal_of_event(event.seq).unwrap_or_default() {
+                    let reason = decision
+                        .reason
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    println!(
+                        "          rule {:<26} {}{reason}",
+                        decision.rule, decision.outcome
+                    );
+                }
+            }
             Err(broadcast::error::RecvError::Lagged(n)) => println!("  … {n} events not shown"),
             Err(broadcast::error::RecvError::Closed) => return,
         }
@@ -171,6 +264,16 @@ fn print_summary(store: &Store, elapsed: Duration) -> anyhow::Result<()> {
         *by_type.entry(event?.kind).or_default() += 1;
     }
     let events: usize = by_type.values().sum();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut fired_rules: BTreeMap<String, usize> = BTreeMap::new();
+    for event in store.events_after(0) {
+        for decision in store.journal_of_event(event?.seq)? {
+            if decision.outcome == "fired" {
+                *fired_rules.entry(decision.rule.clone()).or_default() += 1;
+            }
+            *outcomes.entry(decision.outcome).or_default() += 1;
+        }
+    }
     println!();
     println!(
         "Summary after {}",
@@ -182,5 +285,40 @@ fn print_summary(store: &Store, elapsed: Duration) -> anyhow::Result<()> {
     for (kind, count) in by_type {
         println!("    {kind:<20} {count}");
     }
+    let fired: usize = fired_rules.values().sum();
+    println!("  rules fired    {fired}");
+    for (rule, count) in fired_rules {
+        println!("    {rule:<26} {count}");
+    }
+    let other: Vec<String> = outcomes
+        .iter()
+        .filter(|(o, _)| *o != "fired")
+        .map(|(o, n)| format!("{o} {n}"))
+        .collect();
+    if !other.is_empty() {
+        println!("  other decisions  {}", other.join(", "));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_rules_are_exactly_the_shipped_files() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+            .collect();
+        on_disk.sort();
+        let built_in: Vec<&str> = SHIPPED_RULES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(on_disk, built_in);
+        for (name, text) in SHIPPED_RULES {
+            let path = Path::new(dir).join(name);
+            assert_eq!(std::fs::read_to_string(path).unwrap(), *text, "{name}");
+        }
+    }
 }
