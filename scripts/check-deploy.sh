@@ -343,9 +343,17 @@ if binary:
     with tempfile.TemporaryDirectory() as tmp:
         for label, cfg in (("systemd", systemd_cfg), ("container", container_cfg), ("kubernetes", k8s_cfg)):
             if has_check:
+                # The rule directory is the deployment's: Kubernetes ships its rules in a
+                # ConfigMap, checked in its place; the others start with an empty directory.
+                rules_dir = os.path.join(tmp, f"{label}-rules")
+                os.makedirs(rules_dir, exist_ok=True)
+                for key, text in (rules_cm.items() if label == "kubernetes" else []):
+                    with open(os.path.join(rules_dir, key), "w") as f:
+                        f.write(text)
+                local = dict(cfg, rules={"paths": [rules_dir]})
                 path = os.path.join(tmp, f"{label}.yaml")
                 with open(path, "w") as f:
-                    yaml.safe_dump(cfg, f)
+                    yaml.safe_dump(local, f)
                 r = call("check", "--config", path)
             else:
                 # Without `check`, loading the config is the validation: `state runs` parses and
@@ -356,7 +364,7 @@ if binary:
                     yaml.safe_dump(scratch, f)
                 r = call("state", "runs", "--config", path)
             check(r.returncode == 0, f"{label} config validates with the binary"
-                  + ("" if r.returncode == 0 else ":\n" + (r.stderr or r.stdout).strip()))
+                  + ("" if r.returncode == 0 else ":\n" + (r.stdout + r.stderr).strip()))
         if has_check:
             for key, text in rules_cm.items():
                 path = os.path.join(tmp, key)
