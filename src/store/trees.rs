@@ -31,11 +31,13 @@ pub enum TreeName {
     Silences,
     /// small string keys: schema version and the like.
     Meta,
+    /// PR or head-branch key → the (org, run) keys of the agent runs that opened that PR.
+    PrRuns,
 }
 
 impl TreeName {
     /// Every tree, in the order the transaction view holds them.
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 14] = [
         TreeName::Runs,
         TreeName::Transitions,
         TreeName::Events,
@@ -49,6 +51,7 @@ impl TreeName {
         TreeName::ScheduleMarks,
         TreeName::Silences,
         TreeName::Meta,
+        TreeName::PrRuns,
     ];
 
     /// The on-disk name of the tree.
@@ -67,6 +70,7 @@ impl TreeName {
             TreeName::ScheduleMarks => "schedule_marks",
             TreeName::Silences => "silences",
             TreeName::Meta => "meta",
+            TreeName::PrRuns => "pr_runs",
         }
     }
 

@@ -184,7 +184,7 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn tree(&self, name: TreeName) -> &TransactionalTree {
+    pub(super) fn tree(&self, name: TreeName) -> &TransactionalTree {
         &self.view[name.index()]
     }
 
@@ -224,9 +224,11 @@ impl Tx<'_> {
         self.get_record(&keys::run(org_id, run_id))
     }
 
-    /// Stores the snapshot of a run (insert or replace).
+    /// Stores the snapshot of a run (insert or replace) and indexes its pull requests
+    /// (see [`Tx::runs_for_pr`]).
     pub fn put_run(&self, run: &RunRecord) -> Result<(), TxAbort> {
-        self.put_record(&keys::run(run.org_id, run.run_id), run)
+        self.put_record(&keys::run(run.org_id, run.run_id), run)?;
+        self.index_run_prs(run)
     }
 
     /// Appends the run's next transition (seq = `run.last_seq + 1`), bumps `run.last_seq` and
