@@ -10,7 +10,9 @@
 //! - [`secret`]: secret references (`*_env`, `*_file`, systemd credentials) and their resolution.
 //! - [`store`]: the only code that touches sled: trees, typed keys, versioned records, transactions.
 //! - [`events`]: the event types rules react to, their stable ids and data.
-//! - [`sources`]: where events come from: the reconciling poller.
+//! - [`sources`]: where events come from: the reconciling poller and GitHub webhooks.
+//! - [`server`]: the HTTP surface: webhooks, `/healthz`, `/readyz`, `/metrics`, `/status`.
+//! - [`metrics`]: metric names, descriptions and the Prometheus recorder.
 //! - [`daemon`]: every loop under one cancellation token; startup and graceful shutdown.
 //! - [`clock`]: wall-clock time behind a trait, for tests.
 //! - [`template`]: the minijinja environment of rule conditions, keys and step parameters.
@@ -23,8 +25,10 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod events;
+pub mod metrics;
 pub mod retry;
 pub mod secret;
+pub mod server;
 pub mod sim;
 pub mod sources;
 pub mod store;

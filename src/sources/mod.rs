@@ -1,5 +1,6 @@
-//! Where events come from: the reconciling poller of the Codegen API (and, later, GitHub
-//! webhooks and the cron scheduler).
+//! Where events come from: the reconciling poller of the Codegen API, GitHub webhooks (and,
+//! later, the cron scheduler).
 
 pub mod observe;
 pub mod poller;
+pub mod webhook;
