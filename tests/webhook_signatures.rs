@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
+use futures::StreamExt;
 use webhook_support::*;
 
 /// A body that counts the chunks taken from it.

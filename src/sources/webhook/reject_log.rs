@@ -2,7 +2,10 @@
 //! forged requests must not flood the logs (the metrics count every one).
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so tests can move it.
+use tokio::time::Instant;
 
 /// Least time between two logged rejections.
 pub const REJECT_LOG_EVERY: Duration = Duration::from_secs(1);
