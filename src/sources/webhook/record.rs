@@ -72,13 +72,7 @@ pub fn record_delivery(
         source: EventSource::Webhook,
         org_id: run.as_ref().map(|r| r.org_id),
         run_id: run.as_ref().map(|r| r.run_id),
-        data: json!({
-            "payload": delivery.payload,
-            "action": delivery.payload.get("action").and_then(Value::as_str),
-            "delivery": delivery.id,
-            "run": run.map(|r| r.raw),
-            "pr": pr,
-        }),
+        data: event_data(delivery, run.map(|r| r.raw), pr),
     };
     // The event id derives from the delivery id, which was new: the event is new too, unless
     // retention kept an event longer than its delivery (it never does).
@@ -97,6 +91,19 @@ pub fn record_delivery(
     };
     sink.on_event(tx, &record)?;
     Ok(Recorded::New(record))
+}
+
+/// The event's data (contracts: `payload`, `action`, `delivery`, `run`, `pr`). Built as a map
+/// rather than with `json!`, which would copy the payload by serializing it again.
+fn event_data(delivery: &Delivery<'_>, run: Option<Value>, pr: Option<Value>) -> Value {
+    let action = delivery.payload.get("action").and_then(Value::as_str);
+    let mut data = serde_json::Map::with_capacity(5);
+    data.insert("payload".into(), delivery.payload.clone());
+    data.insert("action".into(), action.map_or(Value::Null, |a| json!(a)));
+    data.insert("delivery".into(), json!(delivery.id));
+    data.insert("run".into(), run.unwrap_or(Value::Null));
+    data.insert("pr".into(), pr.unwrap_or(Value::Null));
+    Value::Object(data)
 }
 
 /// The newest agent run with a PR named by `subject` (by number first, then by head branch),
