@@ -7,7 +7,7 @@
 //! - `run_events` (org, run, event seq u64) = 24 bytes;
 //! - `journal` (event seq u64, rule): the rule name is the last component, unprefixed;
 //! - `firings` (rule, key): the rule is prefixed by its u32 length, the key is the rest;
-//! - `event_ids`, `deliveries`, `schedule_marks`, `meta`: the UTF-8 string itself.
+//! - `event_ids`, `deliveries`, `schedule_marks`, `meta`, `pr_runs`: the UTF-8 string itself.
 
 use super::error::StoreError;
 use super::trees::TreeName;
@@ -19,7 +19,7 @@ pub(crate) fn i64_bytes(v: i64) -> [u8; 8] {
     ((v as u64) ^ SIGN_BIT).to_be_bytes()
 }
 
-fn i64_from(b: &[u8]) -> i64 {
+pub(crate) fn i64_from(b: &[u8]) -> i64 {
     (u64::from_be_bytes(arr(b)) ^ SIGN_BIT) as i64
 }
 
@@ -152,7 +152,11 @@ pub fn describe(tree: TreeName, k: &[u8]) -> String {
             }
         }
         (
-            TreeName::EventIds | TreeName::Deliveries | TreeName::ScheduleMarks | TreeName::Meta,
+            TreeName::EventIds
+            | TreeName::Deliveries
+            | TreeName::ScheduleMarks
+            | TreeName::Meta
+            | TreeName::PrRuns,
             _,
         ) if std::str::from_utf8(k).is_ok() => format!("{:?}", text(k)),
         _ => format!("0x{}", hex::encode(k)),

@@ -8,11 +8,13 @@
 //!
 //! Trees: `runs` (+ `runs_active`), `transitions`, `events` (+ `event_ids`, `run_events`),
 //! `deliveries`, `jobs` (+ `jobs_open`), `journal`, `firings`, `schedule_marks`, `silences`,
-//! `meta`. Layouts and figures: `docs/store.md`.
+//! `meta`, `pr_runs` (runs by pull request, see [`pr_index`]). Layouts and figures:
+//! `docs/store.md`.
 
 mod codec;
 mod error;
 pub mod keys;
+pub mod pr_index;
 pub mod read;
 pub mod records;
 pub mod retention;
@@ -149,6 +151,7 @@ impl Store {
             }),
         };
         store.check_schema()?;
+        store.backfill_pr_index()?;
         Ok(store)
     }
 
@@ -166,6 +169,14 @@ impl Store {
             .flush_async()
             .await
             .map_err(StoreError::storage("flush"))
+    }
+
+    /// Bytes used by the database files (cheap: no scan of the records).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner
+            .db
+            .size_on_disk()
+            .map_err(StoreError::storage("size on disk"))
     }
 
     /// Record counts and sizes per tree (a full scan of every tree: not for hot paths) and the

@@ -33,11 +33,13 @@ pub enum TreeName {
     Silences,
     /// small string keys: schema version and the like.
     Meta,
+    /// PR or head-branch key → the (org, run) keys of the agent runs that opened that PR.
+    PrRuns,
 }
 
 impl TreeName {
     /// Every tree, in the order the transaction view holds them.
-    pub const ALL: [TreeName; 14] = [
+    pub const ALL: [TreeName; 15] = [
         TreeName::Runs,
         TreeName::RunsActive,
         TreeName::Transitions,
@@ -52,6 +54,7 @@ impl TreeName {
         TreeName::ScheduleMarks,
         TreeName::Silences,
         TreeName::Meta,
+        TreeName::PrRuns,
     ];
 
     /// The on-disk name of the tree.
@@ -71,6 +74,7 @@ impl TreeName {
             TreeName::ScheduleMarks => "schedule_marks",
             TreeName::Silences => "silences",
             TreeName::Meta => "meta",
+            TreeName::PrRuns => "pr_runs",
         }
     }
 

@@ -66,7 +66,7 @@ impl<'a> Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn tree(&self, name: TreeName) -> &TransactionalTree {
+    pub(super) fn tree(&self, name: TreeName) -> &TransactionalTree {
         &self.view[name.index()]
     }
 
@@ -127,7 +127,7 @@ impl Tx<'_> {
         } else {
             active.insert(&key[..], &[][..])?;
         }
-        Ok(())
+        self.index_run_prs(run)
     }
 
     /// Appends the run's next transition (seq = `run.last_seq + 1`), bumps `run.last_seq` and
