@@ -210,9 +210,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    let store_ok = blocking(move || matches!(store.meta("schema_version"), Ok(Some(_))))
-        .await
-        .unwrap_or(false);
+    let store_ok = blocking(move || store.is_readable()).await.unwrap_or(false);
     let probes = &state.probes;
     let checks = json!({
         "store": store_ok,

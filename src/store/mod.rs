@@ -171,6 +171,11 @@ impl Store {
             .map_err(StoreError::storage("flush"))
     }
 
+    /// Whether the store answers a read (its schema version): the readiness probe's check.
+    pub fn is_readable(&self) -> bool {
+        matches!(self.meta(SCHEMA_KEY), Ok(Some(_)))
+    }
+
     /// Bytes used by the database files (cheap: no scan of the records).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner

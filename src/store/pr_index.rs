@@ -4,7 +4,7 @@
 //! The index follows `runs`: [`Tx::put_run`](super::Tx::put_run) adds the keys of every PR in
 //! the run's `github_pull_requests`, so whoever stores a run keeps it current. Entries are only
 //! added (a run's PRs do not go away and runs are never pruned). Stores written before the index
-//! existed are indexed once when opened.
+//! existed are indexed once when opened (the key `#indexed` records that it was done).
 //!
 //! Keys are UTF-8: `pr:<owner/repo>#<number>` and `branch:<owner/repo>:<branch>`, the repository
 //! lowercased (GitHub treats it case-insensitively), the branch as is. Values are the (org, run)
@@ -23,8 +23,9 @@ use super::Store;
 /// Runs kept per key; a branch name reused by many runs keeps its newest ones.
 pub const MAX_RUNS_PER_KEY: usize = 32;
 
-/// `meta` key set once every stored run has been indexed.
-const INDEXED_KEY: &str = "index/pr_runs";
+/// Key set in the index itself once every stored run has been indexed (no PR or branch key
+/// starts with `#`).
+const INDEXED_KEY: &[u8] = b"#indexed";
 
 /// Runs indexed per transaction when an older store is indexed on open.
 const BACKFILL_BATCH: usize = 256;
@@ -136,7 +137,11 @@ impl Store {
 
     /// Indexes every stored run once, for stores written before the index existed.
     pub(crate) fn backfill_pr_index(&self) -> Result<(), StoreError> {
-        if self.meta(INDEXED_KEY)?.is_some() {
+        let tree = self.tree(TreeName::PrRuns);
+        if tree
+            .contains_key(INDEXED_KEY)
+            .map_err(StoreError::storage("get"))?
+        {
             return Ok(());
         }
         let mut batch = Vec::with_capacity(BACKFILL_BATCH);
@@ -151,7 +156,10 @@ impl Store {
             }
         }
         index(&mut batch)?;
-        self.transaction(|tx| tx.put_meta(INDEXED_KEY, "1"))
+        self.transaction(|tx| {
+            tx.tree(TreeName::PrRuns).insert(INDEXED_KEY, &[][..])?;
+            Ok(())
+        })
     }
 }
 
@@ -209,7 +217,7 @@ mod tests {
         store
             .transaction(|tx| {
                 tx.remove(TreeName::PrRuns, key.as_bytes())?;
-                tx.remove(TreeName::Meta, INDEXED_KEY.as_bytes())
+                tx.remove(TreeName::PrRuns, INDEXED_KEY)
             })
             .unwrap();
         drop(store);
