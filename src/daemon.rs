@@ -9,19 +9,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use secrecy::SecretString;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{CodegenClient, OrgId, RateBudget};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{Secrets, Settings};
 use crate::engine::Engine;
 use crate::events::EventSink;
 use crate::rules::reload::RuleSource;
 use crate::rules::Rules;
+use crate::server::AppState;
 use crate::sources::poller::{Poller, PollerConfig, PollerHealth};
+use crate::sources::webhook::Webhooks;
 use crate::store::{EventRecord, RetentionPolicy, Store, StoreOptions};
 
 /// How many events the live feed buffers for slow listeners.
@@ -51,21 +53,22 @@ pub struct Daemon {
     pub health: Arc<PollerHealth>,
     pub feed: broadcast::Sender<Arc<EventRecord>>,
     pub rules: Arc<Rules>,
+    secrets: Secrets,
+    metrics: PrometheusHandle,
     sink: Arc<dyn EventSink>,
 }
 
 impl Daemon {
-    /// Resolves secrets, opens the store and builds the client. Fails fast on anything missing.
+    /// Resolves secrets, loads the rules, opens the store and builds the client. Fails fast on
+    /// anything missing.
     pub fn start(settings: Settings) -> anyhow::Result<Daemon> {
-        let token = settings.resolve_codegen_token().map_err(|diagnostics| {
+        let secrets = settings.resolve_secrets().map_err(|diagnostics| {
             let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             anyhow::anyhow!(lines.join("\n"))
         })?;
-        Daemon::start_with_token(settings, token)
-    }
-
-    /// Like [`Daemon::start`], with the Codegen token already in hand (the demo).
-    pub fn start_with_token(settings: Settings, token: SecretString) -> anyhow::Result<Daemon> {
+        // Installed before any loop runs, so no early counter is lost.
+        let metrics = crate::metrics::install();
+        let token = secrets.codegen_token.clone();
         let client = CodegenClient::builder(settings.codegen_base_url(), token)
             .budget(Arc::new(RateBudget::published()))
             .timeout(settings.codegen.request_timeout)
@@ -86,12 +89,14 @@ impl Daemon {
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         Ok(Daemon {
             settings,
+            secrets,
             store,
             client,
             clock,
             health: Arc::new(PollerHealth::default()),
             feed,
             rules,
+            metrics,
             sink: Arc::new(engine),
         })
     }
@@ -117,9 +122,56 @@ impl Daemon {
             .with_feed(self.feed.clone()))
     }
 
+    /// The HTTP surface: webhooks, health, readiness, metrics, status.
+    fn http_app(&self) -> axum::Router {
+        let secrets = self
+            .secrets
+            .github
+            .as_ref()
+            .map(|g| g.webhook_secrets.clone())
+            .unwrap_or_default();
+        let webhooks = Webhooks::new(
+            self.store.clone(),
+            self.sink.clone(),
+            &secrets,
+            self.settings.server.max_body,
+        )
+        .with_clock(self.clock.clone())
+        .with_feed(self.feed.clone());
+        let rules = self.rules.clone();
+        let state = AppState::new(
+            self.store.clone(),
+            Arc::new(webhooks),
+            self.health.clone(),
+            self.settings.codegen.poll_interval,
+        )
+        .with_orgs(self.settings.org_ids().to_vec())
+        .with_rules_hash(move || Some(rules.status().hash))
+        .with_rate_budget(self.client.budget().clone())
+        .with_clock(self.clock.clone());
+        crate::server::app(state)
+    }
+
     /// Runs every loop until `shutdown` is cancelled or one of them fails.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut loops: JoinSet<(String, anyhow::Result<()>)> = JoinSet::new();
+        let listen = self.settings.server.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("could not listen on {listen}"))?;
+        let (app, cancel) = (self.http_app(), shutdown.clone());
+        loops.spawn(async move {
+            let result = crate::server::serve(listener, app, cancel).await;
+            (
+                "HTTP server".to_owned(),
+                result.map_err(anyhow::Error::from),
+            )
+        });
+        let (metrics, cancel) = (self.metrics.clone(), shutdown.clone());
+        loops.spawn(async move {
+            crate::metrics::run_upkeep(metrics, cancel).await;
+            ("metrics upkeep".to_owned(), Ok(()))
+        });
         for &org in self.settings.org_ids() {
             let poller = self.poller(org)?;
             let cancel = shutdown.clone();
@@ -160,6 +212,7 @@ impl Daemon {
         });
         let status = self.rules.status();
         tracing::info!(
+            %listen,
             rules = status.rules,
             rules_hash = %status.hash,
             orgs = ?self.settings.org_ids(),

@@ -31,7 +31,7 @@ fn write_config(dir: &Path, base_url: &str) -> PathBuf {
     let text = format!(
         "codegen:\n  base_url: {base_url}\n  token_env: SENTINEL_TEST_TOKEN\n  org_ids: [{ORG}]\n  \
          poll_interval: 200ms\n  stall_after: 1h\n  request_timeout: 5s\n\
-         store:\n  path: {}\n",
+         store:\n  path: {}\nserver:\n  listen: 127.0.0.1:0\n",
         dir.join("store").display()
     );
     std::fs::write(&path, text).unwrap();
@@ -104,7 +104,12 @@ async fn run_records_transitions_and_stops_gracefully_on_sigterm() {
     server.sim.advance(Duration::from_secs(3600));
     // Wait until the daemon has polled after the change, then stop it.
     let polled = server.sim.requests().len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while server.sim.requests().len() < polled + 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon stopped polling"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     sigterm(&child);

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use secrecy::SecretString;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -86,13 +85,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let rules = rules_dir(args.rules.clone(), workdir.path())?;
     let notifier = spawn_printing_notifier(cancel.child_token()).await?;
+    // The token goes through a file, as a deployment's would.
+    let token_file = workdir.path().join("codegen-token");
+    std::fs::write(&token_file, &token).context("could not write the demo token")?;
     let config = demo_config(&server.base_url, workdir.path(), &rules, &notifier);
     let config_path = workdir.path().join("sentinel.yaml");
     let settings = parse_settings(&config_path, &config).map_err(|d| {
         let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the demo config is invalid:\n{}", lines.join("\n"))
     })?;
-    let daemon = Daemon::start_with_token(settings, SecretString::from(token))?;
+    let daemon = Daemon::start(settings)?;
     let store = daemon.store.clone();
     let feed = daemon.feed.subscribe();
 
@@ -134,12 +136,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 fn demo_config(base_url: &str, dir: &Path, rules: &Path, notifier: &str) -> String {
     format!(
-        "codegen:\n  base_url: {base_url}\n  token_env: SENTINEL_DEMO_UNUSED\n  org_ids: [{DEMO_ORG}]\n  \
+        "codegen:\n  base_url: {base_url}\n  token_file: {}\n  org_ids: [{DEMO_ORG}]\n  \
          poll_interval: 1s\n  stall_after: 10m\n  deep_resync: 10m\n\
          store:\n  path: {}\n\
+         server:\n  listen: 127.0.0.1:0\n\
          rules:\n  paths: [{}]\n\
          notifiers:\n  ops:\n    type: webhook\n    url: {notifier}\n\
          vars:\n  default_sandbox_id: 42\n",
+        dir.join("codegen-token").display(),
         dir.join("store").display(),
         rules.display(),
     )

@@ -1,0 +1,189 @@
+//! The daemon's HTTP surface as a real process: `healthcheck`, readiness, webhooks into the
+//! rules, and canary secrets that must never show in logs, metrics, `/status` or error output.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use codegen_sentinel::sources::webhook::sign;
+use common::*;
+
+const WEBHOOK_CANARY: &str = "whsec-canary-77a1c3";
+const NOTIFIER_CANARY: &str = "notify-canary-5b9e20";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, base_url: &str, port: u16) -> std::path::PathBuf {
+    let path = dir.join("sentinel.yaml");
+    let text = format!(
+        "codegen:\n  base_url: {base_url}\n  token_env: SENTINEL_TEST_TOKEN\n  org_ids: [{ORG}]\n  \
+         poll_interval: 200ms\n\
+         store:\n  path: {}\n\
+         server:\n  listen: 127.0.0.1:{port}\n\
+         github:\n  webhook_secrets_env: SENTINEL_TEST_WEBHOOK_SECRETS\n\
+         notifiers:\n  audit:\n    type: webhook\n    url: http://127.0.0.1:9/hook\n    secret_env: SENTINEL_TEST_NOTIFY_SECRET\n",
+        dir.join("store").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn daemon(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("SENTINEL_TEST_TOKEN", TOKEN)
+        .env(
+            "SENTINEL_TEST_WEBHOOK_SECRETS",
+            format!("old-secret,{WEBHOOK_CANARY}"),
+        )
+        .env("SENTINEL_TEST_NOTIFY_SECRET", NOTIFIER_CANARY)
+        .env("RUST_LOG", "debug")
+        .env_remove("SENTINEL_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn healthcheck(config: &Path) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    cmd.args(["healthcheck", "--config"]).arg(config);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_daemon_is_healthy_serves_webhooks_and_never_shows_a_secret() {
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    let child = daemon(&config);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    // Ready once the first reconcile is done; `healthcheck` says so.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if healthcheck(&config).await.status.success() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github/pull_request.opened.json"
+    ))
+    .unwrap();
+    let post = |signature: Option<String>, delivery: &str| {
+        let mut request = http
+            .post(format!("{base}/webhooks/github"))
+            .header("X-GitHub-Event", "pull_request")
+            .header("X-GitHub-Delivery", delivery)
+            .header("Content-Type", "application/json")
+            .body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        request.send()
+    };
+    let good = sign(WEBHOOK_CANARY.as_bytes(), &body);
+    let mut answers = Vec::new();
+    let accepted = post(Some(good.clone()), "d-1").await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    answers.push(accepted.text().await.unwrap());
+    let again = post(Some(good), "d-1").await.unwrap();
+    assert!(again.status().is_success());
+    answers.push(again.text().await.unwrap());
+    let forged = post(Some(sign(b"wrong", &body)), "d-2").await.unwrap();
+    assert_eq!(forged.status(), 401);
+    answers.push(forged.text().await.unwrap());
+    let unsigned = post(None, "d-3").await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    answers.push(unsigned.text().await.unwrap());
+
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("sentinel_"), "{metrics}");
+    let status: serde_json::Value = http
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(status["version"].is_string(), "{status}");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        logs.contains("webhook") || logs.contains("Webhook"),
+        "logs are debug level"
+    );
+
+    let everything = [
+        logs,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        metrics,
+        status.to_string(),
+        answers.join("\n"),
+    ];
+    for canary in [TOKEN, WEBHOOK_CANARY, NOTIFIER_CANARY] {
+        for (i, text) in everything.iter().enumerate() {
+            assert!(!text.contains(canary), "secret {canary} in output {i}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_stops_the_start_with_its_location_and_no_value() {
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server.base_url, free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env("SENTINEL_TEST_TOKEN", TOKEN)
+        .env("SENTINEL_TEST_WEBHOOK_SECRETS", WEBHOOK_CANARY)
+        .env_remove("SENTINEL_TEST_NOTIFY_SECRET")
+        .env_remove("SENTINEL_CONFIG");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("sentinel.yaml:"), "{stderr}");
+    assert!(stderr.contains("SENTINEL_TEST_NOTIFY_SECRET"), "{stderr}");
+    for canary in [TOKEN, WEBHOOK_CANARY] {
+        assert!(!stderr.contains(canary), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_fails_when_nothing_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9", free_port());
+    let out = healthcheck(&config).await;
+    assert_eq!(out.status.code(), Some(1));
+}
