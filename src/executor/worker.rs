@@ -443,7 +443,7 @@ impl Shared {
             }
         }
         if flush {
-            self.store.flush().await?;
+            durable(&self.store).await?;
         }
         Ok(true)
     }
@@ -466,6 +466,18 @@ impl Shared {
         })?;
         self.store.flush().await?;
         Ok(Outcome::Closed)
+    }
+}
+
+/// Flushes the store from the blocking pool. The fsync is blocking work either way (sled does it
+/// on its own thread); waiting for it here also keeps a runtime with paused time (the tests) from
+/// jumping its clock while the disk works, which would fire unrelated timeouts early.
+pub async fn durable(store: &Store) -> Result<(), StoreError> {
+    let handle = store.clone();
+    match tokio::task::spawn_blocking(move || futures::executor::block_on(handle.flush())).await {
+        Ok(flushed) => flushed.map(|_| ()),
+        // The blocking pool is shutting down: flush from here instead.
+        Err(_) => store.flush().await.map(|_| ()),
     }
 }
 
