@@ -23,7 +23,11 @@ async fn rig() -> Rig {
     let sim = seeded_sim();
     sim.set_rate_limits(false);
     let server = serve(sim).await;
-    let client = client_with(&server.base_url, Arc::new(RateBudget::unlimited()), fast_retry());
+    let client = client_with(
+        &server.base_url,
+        Arc::new(RateBudget::unlimited()),
+        fast_retry(),
+    );
     Rig { server, client }
 }
 
@@ -32,7 +36,14 @@ impl Rig {
         &self.server.sim
     }
 
-    async fn run(&self, action: &str, params: Value, ctx: &Value, key: &str, uncertain: bool) -> Result<Value, ActionError> {
+    async fn run(
+        &self,
+        action: &str,
+        params: Value,
+        ctx: &Value,
+        key: &str,
+        uncertain: bool,
+    ) -> Result<Value, ActionError> {
         let spec = actions::action(action).unwrap();
         let params = actions::prepare(spec, params.as_object().unwrap()).unwrap();
         let call = StepCall {
@@ -67,7 +78,13 @@ async fn logs_are_fetched_with_their_errors_and_total() {
     rig.sim().advance(Duration::from_secs(120));
     rig.sim().clear_requests();
     let out = rig
-        .run("codegen.fetch_logs", json!({"limit": "5", "reverse": true}), &ctx_of(run), "k", false)
+        .run(
+            "codegen.fetch_logs",
+            json!({"limit": "5", "reverse": true}),
+            &ctx_of(run),
+            "k",
+            false,
+        )
         .await
         .unwrap();
     let logs = out["logs"].as_array().unwrap();
@@ -75,37 +92,78 @@ async fn logs_are_fetched_with_their_errors_and_total() {
     assert!(out["total"].as_i64().unwrap() >= 5);
     let errors = out["errors"].as_array().unwrap();
     assert!(errors.iter().all(|e| e["message_type"] == "ERROR"));
-    assert!(!errors.is_empty(), "a failed run logs its error last, and reverse puts it first");
+    assert!(
+        !errors.is_empty(),
+        "a failed run logs its error last, and reverse puts it first"
+    );
     let request = &rig.sim().requests()[0];
-    assert_eq!(request.path, format!("/v1/alpha/organizations/{ORG}/agent/run/{run}/logs"));
+    assert_eq!(
+        request.path,
+        format!("/v1/alpha/organizations/{ORG}/agent/run/{run}/logs")
+    );
     assert!(request.query.as_deref().unwrap().contains("limit=5"));
     assert!(request.query.as_deref().unwrap().contains("reverse=true"));
 
     let all = rig
-        .run("codegen.fetch_logs", json!({"all": true}), &ctx_of(run), "k", false)
+        .run(
+            "codegen.fetch_logs",
+            json!({"all": true}),
+            &ctx_of(run),
+            "k",
+            false,
+        )
         .await
         .unwrap();
-    assert_eq!(all["logs"].as_array().unwrap().len() as i64, all["total"].as_i64().unwrap());
+    assert_eq!(
+        all["logs"].as_array().unwrap().len() as i64,
+        all["total"].as_i64().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn analyze_logs_starts_an_analysis_but_never_guesses_after_an_uncertain_attempt() {
     let rig = rig().await;
     let out = rig
-        .run("codegen.analyze_logs", json!({"sandbox_id": "42"}), &ctx_of(1), "k", false)
+        .run(
+            "codegen.analyze_logs",
+            json!({"sandbox_id": "42"}),
+            &ctx_of(1),
+            "k",
+            false,
+        )
         .await
         .unwrap();
     assert!(out["agent_run_id"].as_i64().is_some());
     assert_eq!(out["status"], "ACTIVE");
-    assert_eq!(rig.calls(), vec![format!("POST /v1/organizations/{ORG}/sandbox/42/analyze-logs")]);
+    assert_eq!(
+        rig.calls(),
+        vec![format!(
+            "POST /v1/organizations/{ORG}/sandbox/42/analyze-logs"
+        )]
+    );
     let err = rig
-        .run("codegen.analyze_logs", json!({"sandbox_id": 42}), &ctx_of(1), "k", true)
+        .run(
+            "codegen.analyze_logs",
+            json!({"sandbox_id": 42}),
+            &ctx_of(1),
+            "k",
+            true,
+        )
         .await
         .unwrap_err();
-    assert!(err.is_permanent() && err.message.contains("jobs retry"), "{err:?}");
+    assert!(
+        err.is_permanent() && err.message.contains("jobs retry"),
+        "{err:?}"
+    );
     assert_eq!(rig.calls().len(), 1, "nothing sent");
     let err = rig
-        .run("codegen.analyze_logs", json!({"sandbox_id": 43}), &ctx_of(1), "k", false)
+        .run(
+            "codegen.analyze_logs",
+            json!({"sandbox_id": 43}),
+            &ctx_of(1),
+            "k",
+            false,
+        )
         .await
         .unwrap_err();
     assert!(err.is_permanent(), "no logs (400) is permanent: {err:?}");
@@ -116,19 +174,58 @@ async fn ban_unban_and_remove_default_to_the_events_run() {
     let rig = rig().await;
     let run = rig.sim().create_run(ORG, RunPlan::completes());
     rig.sim().advance(Duration::from_secs(120));
-    rig.run("codegen.ban_checks", json!({}), &ctx_of(run), "k", false).await.unwrap();
-    assert!(rig.sim().is_banned(ORG, run));
-    rig.run("codegen.unban_checks", json!({"run_id": run}), &json!({}), "k", false)
-        .await
-        .unwrap_err(); // no org: the context has no run
-    rig.run("codegen.unban_checks", json!({"run_id": run, "org_id": ORG}), &json!({}), "k", false)
+    rig.run("codegen.ban_checks", json!({}), &ctx_of(run), "k", false)
         .await
         .unwrap();
+    assert!(rig.sim().is_banned(ORG, run));
+    rig.run(
+        "codegen.unban_checks",
+        json!({"run_id": run}),
+        &json!({}),
+        "k",
+        false,
+    )
+    .await
+    .unwrap_err(); // no org: the context has no run
+    rig.run(
+        "codegen.unban_checks",
+        json!({"run_id": run, "org_id": ORG}),
+        &json!({}),
+        "k",
+        false,
+    )
+    .await
+    .unwrap();
     assert!(!rig.sim().is_banned(ORG, run));
-    rig.run("codegen.remove_from_pr", json!({}), &ctx_of(run), "k", false).await.unwrap();
-    let bodies: Vec<Value> = rig.sim().requests().iter().filter_map(|r| r.body.clone()).collect();
-    assert!(bodies.iter().all(|b| b == &json!({"agent_run_id": run})), "{bodies:?}");
-    let err = rig.run("codegen.ban_checks", json!({}), &ctx_of(999_999), "k", false).await.unwrap_err();
+    rig.run(
+        "codegen.remove_from_pr",
+        json!({}),
+        &ctx_of(run),
+        "k",
+        false,
+    )
+    .await
+    .unwrap();
+    let bodies: Vec<Value> = rig
+        .sim()
+        .requests()
+        .iter()
+        .filter_map(|r| r.body.clone())
+        .collect();
+    assert!(
+        bodies.iter().all(|b| b == &json!({"agent_run_id": run})),
+        "{bodies:?}"
+    );
+    let err = rig
+        .run(
+            "codegen.ban_checks",
+            json!({}),
+            &ctx_of(999_999),
+            "k",
+            false,
+        )
+        .await
+        .unwrap_err();
     assert!(err.is_permanent(), "an unknown run is a 404: {err:?}");
 }
 
@@ -136,15 +233,28 @@ async fn ban_unban_and_remove_default_to_the_events_run() {
 async fn a_created_run_carries_the_key_and_is_found_instead_of_created_again() {
     let rig = rig().await;
     let params = json!({"prompt": "Fix it", "repo_id": REPO, "metadata": {"ticket": "ENG-1"}, "agent_type": "claude_code"});
-    let first = rig.run("codegen.create_run", params.clone(), &json!({"run": {"organization_id": ORG}}), "key-1-0", false)
+    let first = rig
+        .run(
+            "codegen.create_run",
+            params.clone(),
+            &json!({"run": {"organization_id": ORG}}),
+            "key-1-0",
+            false,
+        )
         .await
         .unwrap();
-    assert_eq!(first["metadata"], json!({"ticket": "ENG-1", KEY_FIELD: "key-1-0"}));
+    assert_eq!(
+        first["metadata"],
+        json!({"ticket": "ENG-1", KEY_FIELD: "key-1-0"})
+    );
     let body = rig.sim().requests()[0].body.clone().unwrap();
     assert_eq!(body["agent_type"], "claude_code");
     assert_eq!(body["repo_id"], REPO);
 
-    let again = rig.run("codegen.create_run", params, &ctx_of(1), "key-1-0", true).await.unwrap();
+    let again = rig
+        .run("codegen.create_run", params, &ctx_of(1), "key-1-0", true)
+        .await
+        .unwrap();
     assert_eq!(again["id"], first["id"]);
     assert_eq!(rig.sim().run_ids(ORG).len(), 1, "created once");
     let creates = rig.calls().iter().filter(|c| c.starts_with("POST")).count();
@@ -154,24 +264,51 @@ async fn a_created_run_carries_the_key_and_is_found_instead_of_created_again() {
 #[tokio::test]
 async fn an_unreadable_create_answer_is_uncertain_and_resolved_by_the_key() {
     let rig = rig().await;
-    rig.sim().inject(Fault::MalformedJson, 1, Some(RouteClass::Create));
+    rig.sim()
+        .inject(Fault::MalformedJson, 1, Some(RouteClass::Create));
     let params = json!({"prompt": "Fix it"});
-    let err = rig.run("codegen.create_run", params.clone(), &ctx_of(1), "key-2-0", false).await.unwrap_err();
+    let err = rig
+        .run(
+            "codegen.create_run",
+            params.clone(),
+            &ctx_of(1),
+            "key-2-0",
+            false,
+        )
+        .await
+        .unwrap_err();
     assert!(err.maybe_applied && !err.is_permanent(), "{err:?}");
-    rig.run("codegen.create_run", params, &ctx_of(1), "key-2-0", true).await.unwrap();
+    rig.run("codegen.create_run", params, &ctx_of(1), "key-2-0", true)
+        .await
+        .unwrap();
     assert_eq!(rig.sim().run_ids(ORG).len(), 1);
 }
 
 #[tokio::test]
 async fn a_create_that_never_landed_is_sent_again() {
     let rig = rig().await;
-    rig.sim().inject(Fault::Status(503), 1, Some(RouteClass::Create));
+    rig.sim()
+        .inject(Fault::Status(503), 1, Some(RouteClass::Create));
     let params = json!({"prompt": "Fix it"});
-    let err = rig.run("codegen.create_run", params.clone(), &ctx_of(1), "key-3-0", false).await.unwrap_err();
+    let err = rig
+        .run(
+            "codegen.create_run",
+            params.clone(),
+            &ctx_of(1),
+            "key-3-0",
+            false,
+        )
+        .await
+        .unwrap_err();
     assert!(err.maybe_applied, "a 5xx on create is uncertain: {err:?}");
-    rig.run("codegen.create_run", params, &ctx_of(1), "key-3-0", true).await.unwrap();
+    rig.run("codegen.create_run", params, &ctx_of(1), "key-3-0", true)
+        .await
+        .unwrap();
     assert_eq!(rig.sim().run_ids(ORG).len(), 1);
-    assert_eq!(rig.calls().iter().filter(|c| c.starts_with("POST")).count(), 2);
+    assert_eq!(
+        rig.calls().iter().filter(|c| c.starts_with("POST")).count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -180,22 +317,48 @@ async fn resume_is_not_repeated_once_the_run_is_active_again() {
     let run = rig.sim().create_run(ORG, RunPlan::completes().without_pr());
     rig.sim().advance(Duration::from_secs(120));
     let out = rig
-        .run("codegen.resume_run", json!({"prompt": "Also add tests"}), &ctx_of(run), "k", false)
+        .run(
+            "codegen.resume_run",
+            json!({"prompt": "Also add tests"}),
+            &ctx_of(run),
+            "k",
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(out["status"], "ACTIVE");
     rig.sim().clear_requests();
-    rig.run("codegen.resume_run", json!({"prompt": "Also add tests"}), &ctx_of(run), "k", true)
-        .await
-        .unwrap();
-    assert_eq!(rig.calls(), vec![format!("GET /v1/organizations/{ORG}/agent/run/{run}")]);
+    rig.run(
+        "codegen.resume_run",
+        json!({"prompt": "Also add tests"}),
+        &ctx_of(run),
+        "k",
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rig.calls(),
+        vec![format!("GET /v1/organizations/{ORG}/agent/run/{run}")]
+    );
 
     rig.sim().advance(Duration::from_secs(600));
     rig.sim().clear_requests();
-    rig.run("codegen.resume_run", json!({"prompt": "Again"}), &ctx_of(run), "k2", true)
-        .await
-        .unwrap();
-    assert_eq!(rig.calls().len(), 2, "finished again: the resume is sent: {:?}", rig.calls());
+    rig.run(
+        "codegen.resume_run",
+        json!({"prompt": "Again"}),
+        &ctx_of(run),
+        "k2",
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rig.calls().len(),
+        2,
+        "finished again: the resume is sent: {:?}",
+        rig.calls()
+    );
 }
 
 #[tokio::test]
@@ -203,9 +366,17 @@ async fn edit_pr_uses_the_repo_scoped_path_when_given_a_repo() {
     let rig = rig().await;
     let run = rig.sim().create_run(ORG, RunPlan::completes());
     rig.sim().advance(Duration::from_secs(120));
-    let pr = rig.sim().run_json(ORG, run).unwrap()["github_pull_requests"][0]["id"].as_i64().unwrap();
+    let pr = rig.sim().run_json(ORG, run).unwrap()["github_pull_requests"][0]["id"]
+        .as_i64()
+        .unwrap();
     let out = rig
-        .run("codegen.edit_pr", json!({"pr_id": pr, "repo_id": REPO, "state": "draft"}), &ctx_of(run), "k", false)
+        .run(
+            "codegen.edit_pr",
+            json!({"pr_id": pr, "repo_id": REPO, "state": "draft"}),
+            &ctx_of(run),
+            "k",
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(out["success"], true);

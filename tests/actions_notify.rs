@@ -74,7 +74,10 @@ impl Rig {
 async fn a_webhook_gets_the_envelope_the_key_and_a_valid_signature() {
     let rig = rig().await;
     let out = rig
-        .notify(json!({"to": "audit", "text": "Run 5 failed", "payload": {"n": 1}}), "abc-3-2")
+        .notify(
+            json!({"to": "audit", "text": "Run 5 failed", "payload": {"n": 1}}),
+            "abc-3-2",
+        )
         .await
         .unwrap();
     assert_eq!(out, json!({"status": 200}));
@@ -84,7 +87,10 @@ async fn a_webhook_gets_the_envelope_the_key_and_a_valid_signature() {
     assert_eq!(d.path, "/hook");
     assert_eq!(d.idempotency_key.as_deref(), Some("abc-3-2"));
     assert!(d.signature_valid, "{:?}", d.signature);
-    assert_eq!(d.signature.as_deref(), Some(signature(SECRET.as_bytes(), &d.raw).as_str()));
+    assert_eq!(
+        d.signature.as_deref(),
+        Some(signature(SECRET.as_bytes(), &d.raw).as_str())
+    );
     assert_eq!(
         d.body,
         json!({
@@ -97,14 +103,21 @@ async fn a_webhook_gets_the_envelope_the_key_and_a_valid_signature() {
             "idempotency_key": "abc-3-2",
         })
     );
-    assert_eq!(rig.chaos.log()[0].header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        rig.chaos.log()[0].header("content-type").as_deref(),
+        Some("application/json")
+    );
 }
 
 #[tokio::test]
 async fn an_unsigned_webhook_and_slack_get_their_bodies() {
     let rig = rig().await;
-    rig.notify(json!({"to": "plain", "text": "t"}), "k-1-0").await.unwrap();
-    rig.notify(json!({"to": "ops", "text": "Run 5 failed"}), "k-1-1").await.unwrap();
+    rig.notify(json!({"to": "plain", "text": "t"}), "k-1-0")
+        .await
+        .unwrap();
+    rig.notify(json!({"to": "ops", "text": "Run 5 failed"}), "k-1-1")
+        .await
+        .unwrap();
     let got = rig.receiver.deliveries();
     assert_eq!(got[0].signature, None);
     assert_eq!(got[1].path, "/slack");
@@ -112,7 +125,10 @@ async fn an_unsigned_webhook_and_slack_get_their_bodies() {
     assert_eq!(got[1].idempotency_key.as_deref(), Some("k-1-1"));
     let err = rig.notify(json!({"to": "ops"}), "k").await.unwrap_err();
     assert!(err.is_permanent(), "slack needs text: {err:?}");
-    let err = rig.notify(json!({"to": "nobody", "text": "t"}), "k").await.unwrap_err();
+    let err = rig
+        .notify(json!({"to": "nobody", "text": "t"}), "k")
+        .await
+        .unwrap_err();
     assert!(err.is_permanent() && err.message.contains("nobody"));
 }
 
@@ -151,10 +167,22 @@ async fn the_receivers_retry_after_is_respected() {
 async fn client_errors_are_permanent_and_connection_failures_transient() {
     let rig = rig().await;
     rig.chaos.inject(Fault::Status(400), 1, None);
-    let err = rig.notify(json!({"to": "audit", "text": "x"}), "k").await.unwrap_err();
-    assert!(err.is_permanent() && err.message.contains("HTTP 400"), "{err:?}");
+    let err = rig
+        .notify(json!({"to": "audit", "text": "x"}), "k")
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_permanent() && err.message.contains("HTTP 400"),
+        "{err:?}"
+    );
     rig.chaos.inject(Fault::Drop, 1, None);
-    let err = rig.notify(json!({"to": "audit", "text": "x"}), "k").await.unwrap_err();
+    let err = rig
+        .notify(json!({"to": "audit", "text": "x"}), "k")
+        .await
+        .unwrap_err();
     assert!(!err.is_permanent(), "{err:?}");
-    assert!(!err.message.contains("127.0.0.1"), "no URL in messages: {err}");
+    assert!(
+        !err.message.contains("127.0.0.1"),
+        "no URL in messages: {err}"
+    );
 }

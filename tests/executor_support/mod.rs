@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::github_fake::{one_scope, serve, Chaos, FakeGithub, Receiver, Served, TokioClock};
+use crate::github_fake::{by_path, one_scope, serve, Chaos, FakeGithub, Receiver, Served, TokioClock};
 
 pub const CODEGEN_TOKEN: &str = "sk-exec-test";
 pub const GITHUB_TOKEN: &str = "ghp-exec-test";
@@ -78,7 +78,7 @@ impl Rig {
         let github = FakeGithub::new(GITHUB_TOKEN);
         let github_chaos = Chaos::new(one_scope, clock.func());
         let receiver = Receiver::new(Some(HOOK_SECRET));
-        let hook_chaos = Chaos::new(one_scope, clock.func());
+        let hook_chaos = Chaos::new(by_path, clock.func());
         let served_sim = serve(sim_chaos.wrap(sim.router())).await;
         let served_github = serve(github_chaos.wrap(github.router())).await;
         let served_hook = serve(hook_chaos.wrap(receiver.router())).await;

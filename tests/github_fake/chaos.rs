@@ -120,6 +120,11 @@ pub fn one_scope(_: &Method, _: &str) -> String {
     String::new()
 }
 
+/// Each path is its own scope (several webhook targets on one receiver).
+pub fn by_path(_: &Method, path: &str) -> String {
+    path.to_owned()
+}
+
 impl Chaos {
     /// `scope` names the group a `Retry-After` applies to; `clock` gives the wall time that
     /// `x-ratelimit-reset` is counted in.
@@ -187,7 +192,10 @@ impl Chaos {
 
     /// Puts the switches in front of `router` (serve it with [`super::net::serve`]).
     pub fn wrap(&self, router: axum::Router) -> axum::Router {
-        router.layer(axum::middleware::from_fn_with_state(self.clone(), middleware))
+        router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            middleware,
+        ))
     }
 
     fn choose(&self, method: &Method, path: &str) -> Option<Fault> {
@@ -261,6 +269,19 @@ impl Chaos {
     fn record(&self, entry: Logged) {
         self.lock().log.push(entry);
     }
+
+    fn record_slot(&self, entry: Logged) -> usize {
+        let mut inner = self.lock();
+        inner.log.push(entry);
+        inner.log.len() - 1
+    }
+
+    fn update(&self, slot: usize, entry: &Logged) {
+        if let Some(logged) = self.lock().log.get_mut(slot) {
+            logged.status = entry.status;
+            logged.handled = entry.handled;
+        }
+    }
 }
 
 async fn middleware(State(chaos): State<Chaos>, req: Request, next: Next) -> Response {
@@ -270,12 +291,17 @@ async fn middleware(State(chaos): State<Chaos>, req: Request, next: Next) -> Res
 async fn handle(chaos: Chaos, req: Request, next: Next) -> Response {
     let at = Instant::now();
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .unwrap_or_default();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
     chaos.check_arrival(&method, &path, at);
     let fault = chaos.choose(&method, &path);
-    let conn = parts.extensions.get::<ConnectInfo<Conn>>().map(|c| c.0.clone());
+    let conn = parts
+        .extensions
+        .get::<ConnectInfo<Conn>>()
+        .map(|c| c.0.clone());
     let mut entry = Logged {
         method: method.to_string(),
         uri: parts.uri.to_string(),
@@ -319,9 +345,14 @@ async fn handle(chaos: Chaos, req: Request, next: Next) -> Response {
             response
         }
         Some(Fault::Delay(d)) => {
-            // Logged on arrival: a client that gives up drops this future.
+            // Logged on arrival (status 0 until answered): a client that gives up drops this
+            // future, and tests still need to see that the request came in.
+            let slot = chaos.record_slot(entry.clone());
             tokio::time::sleep(d).await;
-            run(next, req, &mut entry).await
+            let response = run(next, req, &mut entry).await;
+            chaos.update(slot, &entry);
+            chaos.note_wait(&method, &path, response.headers(), response.status().as_u16());
+            return response;
         }
         Some(Fault::DelayAfter(d)) => {
             let response = run(next, req, &mut entry).await;
@@ -336,7 +367,12 @@ async fn handle(chaos: Chaos, req: Request, next: Next) -> Response {
             return kill(entry);
         }
     };
-    chaos.note_wait(&method, &path, response.headers(), response.status().as_u16());
+    chaos.note_wait(
+        &method,
+        &path,
+        response.headers(),
+        response.status().as_u16(),
+    );
     entry.status = response.status().as_u16();
     chaos.record(entry);
     response

@@ -126,7 +126,10 @@ impl FakeGithub {
                 "/repos/{owner}/{repo}/issues/{number}/comments",
                 get(list_comments).post(create_comment),
             )
-            .route("/repos/{owner}/{repo}/issues/{number}/labels", post(add_labels))
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/labels",
+                post(add_labels),
+            )
             .route(
                 "/repos/{owner}/{repo}/issues/{number}/labels/{name}",
                 delete(remove_label),
@@ -147,7 +150,9 @@ impl FakeGithub {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+            .filter(|(scheme, _)| {
+                scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token")
+            })
             .map(|(_, token)| token.trim().to_owned());
         if given.as_deref() == Some(self.lock().token.as_str()) {
             return Ok(());
@@ -156,7 +161,13 @@ impl FakeGithub {
     }
 
     /// Runs `f` on an existing PR; 404 otherwise.
-    fn with_pr<T>(&self, owner: &str, repo: &str, number: u64, f: impl FnOnce(&mut Pr, &mut u64) -> T) -> Result<T, Response> {
+    fn with_pr<T>(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        f: impl FnOnce(&mut Pr, &mut u64) -> T,
+    ) -> Result<T, Response> {
         let mut world = self.lock();
         let World { prs, next_id, .. } = &mut *world;
         let pr = prs
@@ -168,7 +179,11 @@ impl FakeGithub {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"}))).into_response()
+    (
+        status,
+        Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"})),
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -216,8 +231,16 @@ async fn list_comments(
     headers: HeaderMap,
 ) -> Answer {
     gh.authorize(&headers)?;
-    let per_page = query.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30usize).clamp(1, 100);
-    let page = query.get("page").and_then(|v| v.parse().ok()).unwrap_or(1usize).max(1);
+    let per_page = query
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30usize)
+        .clamp(1, 100);
+    let page = query
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1);
     let items = gh.with_pr(&owner, &repo, number, |pr, _| {
         pr.comments
             .iter()
@@ -236,14 +259,24 @@ async fn create_comment(
     Json(body): Json<Value>,
 ) -> Answer {
     gh.authorize(&headers)?;
-    let text = body["body"].as_str().ok_or_else(|| invalid("body is missing"))?.to_owned();
+    let text = body["body"]
+        .as_str()
+        .ok_or_else(|| invalid("body is missing"))?
+        .to_owned();
     let comment = gh.with_pr(&owner, &repo, number, |pr, next_id| {
         *next_id += 1;
-        let comment = Comment { id: *next_id, body: text };
+        let comment = Comment {
+            id: *next_id,
+            body: text,
+        };
         pr.comments.push(comment.clone());
         comment
     })?;
-    Ok((StatusCode::CREATED, Json(comment_json(&owner, &repo, number, &comment))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(comment_json(&owner, &repo, number, &comment)),
+    )
+        .into_response())
 }
 
 async fn add_labels(
@@ -280,7 +313,8 @@ async fn remove_label(
     let labels = gh.with_pr(&owner, &repo, number, |pr, _| {
         let before = pr.labels.len();
         pr.labels.retain(|l| *l != name);
-        (before != pr.labels.len()).then(|| pr.labels.iter().map(|l| label_json(l)).collect::<Vec<_>>())
+        (before != pr.labels.len())
+            .then(|| pr.labels.iter().map(|l| label_json(l)).collect::<Vec<_>>())
     })?;
     match labels {
         Some(labels) => Ok(Json(labels).into_response()),
@@ -296,7 +330,15 @@ async fn request_reviewers(
 ) -> Answer {
     gh.authorize(&headers)?;
     let list = |key: &str| -> Vec<String> {
-        body[key].as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+        body[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let (users, teams) = (list("reviewers"), list("team_reviewers"));
     if users.is_empty() && teams.is_empty() {
@@ -342,6 +384,10 @@ async fn create_status(
         "description": status.description, "target_url": status.target_url,
         "url": format!("https://api.github.com/repos/{owner}/{repo}/statuses/{sha}"),
     });
-    gh.lock().statuses.entry(format!("{owner}/{repo}")).or_default().push(status);
+    gh.lock()
+        .statuses
+        .entry(format!("{owner}/{repo}"))
+        .or_default()
+        .push(status);
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

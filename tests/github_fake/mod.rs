@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use codegen_sentinel::clock::Clock;
 use tokio::time::Instant;
 
-pub use chaos::{one_scope, Chaos, Fault, Logged};
+pub use chaos::{by_path, one_scope, Chaos, Fault, Logged};
 pub use github::FakeGithub;
 pub use net::{serve, Served};
 pub use receiver::{Delivery, Receiver};

@@ -40,7 +40,10 @@ impl Receiver {
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.deliveries.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn router(&self) -> Router {
@@ -71,7 +74,12 @@ async fn receive(
     headers: HeaderMap,
     raw: Bytes,
 ) -> &'static str {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let signature = header("x-sentinel-signature-256");
     let delivery = Delivery {
         path: uri.path().to_owned(),
