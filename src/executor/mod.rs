@@ -9,6 +9,7 @@
 //! arrives.
 
 pub mod admin;
+pub mod durable;
 pub mod job;
 pub mod schedule;
 pub mod wait;
@@ -123,6 +124,7 @@ impl Executor {
         let instance = instance_id(&self.store).context("reading the executor id")?;
         let shared = Arc::new(Shared {
             store: self.store.clone(),
+            flusher: durable::GroupFlush::new(self.store.clone()),
             actions: self.actions.clone(),
             clock: self.clock.clone(),
             env: crate::template::environment(),
@@ -161,7 +163,11 @@ impl Executor {
             }
         }
         pool.drain(self.settings.shutdown_grace).await;
-        self.store.flush().await.context("flushing the store")?;
+        pool.shared
+            .flusher
+            .flush()
+            .await
+            .context("flushing the store")?;
         tracing::info!("Executor stopped");
         Ok(())
     }

@@ -13,6 +13,7 @@ use minijinja::Environment;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::durable::GroupFlush;
 use super::job::{
     parse_spec, store_progress, template_context, JobSpec, Progress, StepSpec, StepStatus,
     WaitTarget, DEFAULT_WAIT_TIMEOUT,
@@ -48,6 +49,8 @@ pub enum Outcome {
 /// What every worker shares.
 pub struct Shared {
     pub store: Store,
+    /// Group commit of every worker's records.
+    pub flusher: GroupFlush,
     pub actions: Actions,
     pub clock: Arc<dyn Clock>,
     pub env: Environment<'static>,
@@ -443,7 +446,7 @@ impl Shared {
             }
         }
         if flush {
-            durable(&self.store).await?;
+            self.flusher.flush().await?;
         }
         Ok(true)
     }
@@ -466,18 +469,6 @@ impl Shared {
         })?;
         self.store.flush().await?;
         Ok(Outcome::Closed)
-    }
-}
-
-/// Flushes the store from the blocking pool. The fsync is blocking work either way (sled does it
-/// on its own thread); waiting for it here also keeps a runtime with paused time (the tests) from
-/// jumping its clock while the disk works, which would fire unrelated timeouts early.
-pub async fn durable(store: &Store) -> Result<(), StoreError> {
-    let handle = store.clone();
-    match tokio::task::spawn_blocking(move || futures::executor::block_on(handle.flush())).await {
-        Ok(flushed) => flushed.map(|_| ()),
-        // The blocking pool is shutting down: flush from here instead.
-        Err(_) => store.flush().await.map(|_| ()),
     }
 }
 

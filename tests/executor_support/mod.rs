@@ -24,7 +24,9 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::github_fake::{by_path, one_scope, serve, Chaos, FakeGithub, Receiver, Served, TokioClock};
+use crate::github_fake::{
+    by_path, one_scope, serve, Chaos, FakeGithub, Receiver, Served, TokioClock,
+};
 
 pub const CODEGEN_TOKEN: &str = "sk-exec-test";
 pub const GITHUB_TOKEN: &str = "ghp-exec-test";

@@ -351,7 +351,12 @@ async fn handle(chaos: Chaos, req: Request, next: Next) -> Response {
             tokio::time::sleep(d).await;
             let response = run(next, req, &mut entry).await;
             chaos.update(slot, &entry);
-            chaos.note_wait(&method, &path, response.headers(), response.status().as_u16());
+            chaos.note_wait(
+                &method,
+                &path,
+                response.headers(),
+                response.status().as_u16(),
+            );
             return response;
         }
         Some(Fault::DelayAfter(d)) => {
