@@ -205,6 +205,30 @@ impl GithubClientBuilder {
 }
 
 impl GithubClient {
+    /// The client `sentinel.yaml` describes, or None when no GitHub credentials are configured
+    /// (webhooks only).
+    pub fn from_config(
+        settings: &crate::config::GithubSettings,
+        secrets: &crate::config::GithubSecrets,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<GithubClient>, GithubError> {
+        use crate::config::GithubCredentials;
+        let auth = match &secrets.auth {
+            None => return Ok(None),
+            Some(GithubCredentials::Token(token)) => GithubAuth::Token(token.clone()),
+            Some(GithubCredentials::App {
+                app_id,
+                private_key,
+            }) => GithubAuth::App {
+                app_id: *app_id,
+                private_key: private_key.clone(),
+            },
+        };
+        GithubClient::builder(settings.base_url.clone(), auth, clock)
+            .build()
+            .map(Some)
+    }
+
     /// Starts building a client for `base_url` (GitHub Enterprise: `https://HOST/api/v3`).
     pub fn builder(
         base_url: impl Into<String>,
