@@ -2,6 +2,7 @@
 
 pub mod api;
 mod config_source;
+pub mod jobs;
 pub mod run;
 pub mod state;
 
@@ -35,6 +36,8 @@ pub enum Command {
     State(state::StateArgs),
     /// Call the Codegen API: one subcommand per operation, JSON on stdout.
     Api(api::ApiArgs),
+    /// List, show, retry or drop durable jobs and dead letters (with the daemon stopped).
+    Jobs(jobs::JobsArgs),
 }
 
 /// A command failed: a usage or configuration mistake (exit 2) or a runtime failure (exit 1).
@@ -66,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run::run(args).await,
         Command::State(args) => state::run(args),
         Command::Api(args) => api::run(args).await,
+        Command::Jobs(args) => jobs::run(args),
     }
 }
 
