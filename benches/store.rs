@@ -3,7 +3,10 @@
 //! without `--bench` (as under `cargo test --all-targets`) it runs a small smoke version.
 //!
 //! Knobs (env): STORE_BENCH_DIR (default: the system temp dir), STORE_BENCH_RUNS (100000),
-//! STORE_BENCH_TRANSITIONS_PER_RUN (10), STORE_BENCH_OBSERVATIONS (20000), STORE_BENCH_BATCH (100).
+//! STORE_BENCH_TRANSITIONS_PER_RUN (10), STORE_BENCH_OBSERVATIONS (20000), STORE_BENCH_BATCH (100),
+//! STORE_BENCH_CACHE_MIB (32), STORE_BENCH_RESULT_BYTES (80: size of each run's `result` text),
+//! STORE_BENCH_KEEP=1 keeps the databases (the reopen step alone is
+//! then `<bench binary> reopen-child <dir>/history`).
 
 use std::path::Path;
 use std::process::Command;
@@ -56,6 +59,7 @@ fn main() {
     };
     let base = std::env::var_os("STORE_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let dir = tempfile::tempdir_in(base).expect("bench dir");
+    let keep = std::env::var_os("STORE_BENCH_KEEP").is_some();
     println!(
         "store bench in {} ({} mode)",
         dir.path().display(),
@@ -74,6 +78,17 @@ fn main() {
         .status()
         .expect("reopen child");
     assert!(status.success(), "reopen child failed");
+    if keep {
+        println!("kept {}", dir.keep().display());
+    }
+}
+
+fn options(path: &Path) -> StoreOptions {
+    let cache_mib = env_or("STORE_BENCH_CACHE_MIB", 32);
+    StoreOptions {
+        cache_capacity: cache_mib * 1024 * 1024,
+        ..StoreOptions::new(path)
+    }
 }
 
 fn t0() -> DateTime<Utc> {
@@ -88,7 +103,7 @@ fn raw_run(org: i64, id: i64, status: &str) -> Value {
         "status": status,
         "created_at": "2025-03-01T00:00:00.000000",
         "web_url": format!("https://codegen.com/agent/trace/{id}"),
-        "result": "Opened a pull request that fixes the flaky integration test in the payments service.",
+        "result": result_text(),
         "summary": "Fix flaky test",
         "source_type": "API",
         "github_pull_requests": [{
@@ -100,6 +115,13 @@ fn raw_run(org: i64, id: i64, status: &str) -> Value {
         }],
         "metadata": { "sandbox_id": 42, "requested_by": "ops" },
     })
+}
+
+/// The run's `result` text: real runs often carry long markdown here.
+fn result_text() -> String {
+    let len = env_or("STORE_BENCH_RESULT_BYTES", 80) as usize;
+    "Opened a pull request that fixes the flaky integration test. ".repeat(len / 61 + 1)[..len]
+        .to_string()
 }
 
 fn new_run(org: i64, id: i64, at: DateTime<Utc>) -> RunRecord {
@@ -150,10 +172,11 @@ fn observe(tx: &Tx<'_>, org: i64, id: i64, status: &str, at: DateTime<Utc>) -> R
 const STATUSES: [&str; 4] = ["QUEUED", "ACTIVE", "EVALUATION", "COMPLETE"];
 
 fn group_commit(rt: &tokio::runtime::Runtime, path: &Path, sizes: &Sizes) {
-    let store = Store::open(StoreOptions::new(path)).expect("open");
+    let store = Store::open(options(path)).expect("open");
     let runs = (sizes.observations / 4).max(1) as i64;
     let start = Instant::now();
     let mut flushes = 0u64;
+    let mut flushing = Duration::ZERO;
     for i in 0..sizes.observations {
         let id = (i as i64) % runs;
         let status = STATUSES[(i as i64 / runs) as usize % STATUSES.len()];
@@ -162,20 +185,23 @@ fn group_commit(rt: &tokio::runtime::Runtime, path: &Path, sizes: &Sizes) {
             .transaction(|tx| observe(tx, 7, id, status, at))
             .expect("observe");
         if (i + 1) % sizes.batch == 0 {
+            let flush_start = Instant::now();
             rt.block_on(store.flush()).expect("flush");
+            flushing += flush_start.elapsed();
             flushes += 1;
         }
     }
     rt.block_on(store.flush()).expect("flush");
     let elapsed = start.elapsed();
     println!(
-        "group commit: {} observations (run + transition + event each), flush every {}: {:.2} s, {:.0} durable transitions/s ({} flushes, {:.2} ms per flushed batch)",
+        "group commit: {} observations (run + transition + event each), flush every {}: {:.2} s, {:.0} durable transitions/s ({} flushes, {:.2} ms per flushed batch of which {:.2} ms flushing)",
         sizes.observations,
         sizes.batch,
         elapsed.as_secs_f64(),
         sizes.observations as f64 / elapsed.as_secs_f64(),
         flushes + 1,
         elapsed.as_secs_f64() * 1000.0 / (flushes + 1) as f64,
+        flushing.as_secs_f64() * 1000.0 / flushes.max(1) as f64,
     );
 
     // For comparison: a flush after every transaction.
@@ -197,7 +223,7 @@ fn group_commit(rt: &tokio::runtime::Runtime, path: &Path, sizes: &Sizes) {
 }
 
 fn populate(rt: &tokio::runtime::Runtime, path: &Path, sizes: &Sizes) {
-    let store = Store::open(StoreOptions::new(path)).expect("open");
+    let store = Store::open(options(path)).expect("open");
     let start = Instant::now();
     let per_run = sizes.transitions_per_run;
     for id in 0..sizes.runs {
@@ -225,8 +251,9 @@ fn populate(rt: &tokio::runtime::Runtime, path: &Path, sizes: &Sizes) {
                     tx.append_transition(&mut run, change)?;
                 }
                 let mut run = tx.get_run(org, id)?.expect("run written above");
-                // Every fifth run is still active: what the startup scan looks for.
-                if id % 5 == 0 {
+                // The newest 1% of runs are still active, as in a store with a long history:
+                // what the startup scan looks for.
+                if id >= sizes.runs - sizes.runs / 100 {
                     run.status = Some("ACTIVE".into());
                 }
                 run.raw = raw_run(org, id, run.status.as_deref().unwrap_or("ACTIVE"));
@@ -261,20 +288,18 @@ fn populate(rt: &tokio::runtime::Runtime, path: &Path, sizes: &Sizes) {
 fn reopen_child(path: &Path) {
     println!("reopen: fresh process, RSS before open {}", rss("VmRSS"));
     let start = Instant::now();
-    let store = Store::open(StoreOptions::new(path)).expect("reopen");
+    let store = Store::open(options(path)).expect("reopen");
     let open = start.elapsed();
     println!("reopen: open took {}, RSS {}", ms(open), rss("VmRSS"));
 
     let start = Instant::now();
-    let mut runs = 0u64;
     let mut active = 0u64;
-    for run in store.runs() {
-        let run = run.expect("run decodes");
-        runs += 1;
-        active += u64::from(run.status.as_deref() != Some("COMPLETE"));
+    for run in store.active_runs() {
+        run.expect("run decodes");
+        active += 1;
     }
     println!(
-        "startup scan: {runs} runs decoded ({active} non-terminal) in {}, RSS {}",
+        "startup scan of active runs (runs_active index): {active} runs in {}, RSS {}",
         ms(start.elapsed()),
         rss("VmRSS")
     );
@@ -284,6 +309,18 @@ fn reopen_child(path: &Path) {
     println!(
         "transitions of one run: {transitions} in {}",
         ms(start.elapsed())
+    );
+
+    let start = Instant::now();
+    let mut runs = 0u64;
+    for run in store.runs() {
+        run.expect("run decodes");
+        runs += 1;
+    }
+    println!(
+        "full scan of all runs: {runs} runs in {}, RSS {}",
+        ms(start.elapsed()),
+        rss("VmRSS")
     );
 
     let start = Instant::now();

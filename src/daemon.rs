@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::SecretString;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{CodegenClient, OrgId, RateBudget};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::events::{EventSink, NoSink};
+use crate::engine::Engine;
+use crate::events::EventSink;
+use crate::rules::reload::RuleSource;
+use crate::rules::Rules;
 use crate::sources::poller::{Poller, PollerConfig, PollerHealth};
 use crate::store::{EventRecord, RetentionPolicy, Store, StoreOptions};
 
@@ -46,6 +50,7 @@ pub struct Daemon {
     pub clock: Arc<dyn Clock>,
     pub health: Arc<PollerHealth>,
     pub feed: broadcast::Sender<Arc<EventRecord>>,
+    pub rules: Arc<Rules>,
     sink: Arc<dyn EventSink>,
 }
 
@@ -56,27 +61,39 @@ impl Daemon {
             let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             anyhow::anyhow!(lines.join("\n"))
         })?;
+        Daemon::start_with_token(settings, token)
+    }
+
+    /// Like [`Daemon::start`], with the Codegen token already in hand (the demo).
+    pub fn start_with_token(settings: Settings, token: SecretString) -> anyhow::Result<Daemon> {
         let client = CodegenClient::builder(settings.codegen_base_url(), token)
             .budget(Arc::new(RateBudget::published()))
             .timeout(settings.codegen.request_timeout)
             .build()?;
+        let rules = Rules::load(RuleSource::from_settings(&settings)).map_err(|diagnostics| {
+            let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("the rules do not load:\n{}", lines.join("\n"))
+        })?;
+        let rules = Arc::new(rules);
         let store = open_store(&settings)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let engine = Engine::new(
+            store.clone(),
+            rules.shared(),
+            settings.vars.clone(),
+            clock.clone(),
+        );
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         Ok(Daemon {
             settings,
             store,
             client,
-            clock: Arc::new(SystemClock),
+            clock,
             health: Arc::new(PollerHealth::default()),
             feed,
-            sink: Arc::new(NoSink),
+            rules,
+            sink: Arc::new(engine),
         })
-    }
-
-    /// Replaces what reacts to new events (the rules engine).
-    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Daemon {
-        self.sink = sink;
-        self
     }
 
     fn poller(&self, org: u64) -> anyhow::Result<Poller> {
@@ -117,7 +134,34 @@ impl Daemon {
             crate::store::run_retention(store, policy, cancel).await;
             ("retention".to_owned(), Ok(()))
         });
+        let (store, rules, sink, clock, cancel) = (
+            self.store.clone(),
+            self.rules.shared(),
+            self.sink.clone(),
+            self.clock.clone(),
+            shutdown.clone(),
+        );
+        loops.spawn(async move {
+            let result =
+                crate::sources::scheduler::run_scheduler(store, rules, sink, clock, cancel).await;
+            ("scheduler".to_owned(), result)
+        });
+        let (rules, cancel) = (self.rules.clone(), shutdown.clone());
+        loops.spawn(async move {
+            (
+                "rule reload".to_owned(),
+                crate::rules::run_reload(rules, cancel).await,
+            )
+        });
+        let (health, store, cancel) = (self.health.clone(), self.store.clone(), shutdown.clone());
+        loops.spawn(async move {
+            crate::systemd::run_notifier(health, store, cancel).await;
+            ("systemd notifier".to_owned(), Ok(()))
+        });
+        let status = self.rules.status();
         tracing::info!(
+            rules = status.rules,
+            rules_hash = %status.hash,
             orgs = ?self.settings.org_ids(),
             store = %self.settings.store.path.display(),
             "Daemon started"
@@ -125,17 +169,30 @@ impl Daemon {
 
         let mut failure: Option<anyhow::Error> = None;
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => {}
             Some(ended) = loops.join_next() => {
                 let (name, result) = ended.context("a daemon loop panicked")?;
+                if shutdown.is_cancelled() && result.is_ok() {
+                    // It stopped because we are stopping: not a failure.
+                    return self.finish(&mut loops, None).await;
+                }
                 let error = result.err().unwrap_or_else(|| anyhow::anyhow!("ended unexpectedly"));
                 tracing::error!(loop_name = %name, error = %format!("{error:#}"), "A daemon loop stopped; shutting down");
                 failure = Some(error.context(format!("{name} stopped")));
                 shutdown.cancel();
             }
         }
-        let grace = self.settings.executor.shutdown_grace;
-        drain(&mut loops, grace).await;
+        self.finish(&mut loops, failure).await
+    }
+
+    /// Drains the loops within the grace period, flushes the store, and reports `failure`.
+    async fn finish(
+        &self,
+        loops: &mut JoinSet<(String, anyhow::Result<()>)>,
+        failure: Option<anyhow::Error>,
+    ) -> anyhow::Result<()> {
+        drain(loops, self.settings.executor.shutdown_grace).await;
         self.store.flush().await.context("final flush")?;
         tracing::info!("Daemon stopped");
         match failure {

@@ -7,7 +7,7 @@ use codegen_sentinel::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_tracing(cli.log_format);
+    cli::init_tracing(cli.log_format, cli.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -290,3 +290,93 @@ async fn usage_mistakes_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SENTINEL_TEST_NO_SUCH_VAR"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_and_base_url_come_from_the_config_file() {
+    let (server, run) = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sentinel.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "codegen:\n  base_url: {}\n  token_env: SENTINEL_CLI_TEST_TOKEN\n  org_ids: [7]\n",
+            server.base_url
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    cmd.args([
+        "api",
+        "runs",
+        "get",
+        "--org",
+        ORG_S,
+        "--run",
+        &run.to_string(),
+        "--config",
+    ])
+    .arg(&config)
+    .env("SENTINEL_CLI_TEST_TOKEN", TOKEN)
+    .env_remove("CODEGEN_API_TOKEN")
+    .env_remove("CODEGEN_API_BASE_URL");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ok_json(&out)["id"], run);
+
+    // A config naming a variable that is not set is a configuration error, located.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    cmd.args(["api", "users", "me", "--config"])
+        .arg(&config)
+        .env_remove("SENTINEL_CLI_TEST_TOKEN");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sentinel.yaml:3:"), "{stderr}");
+    assert!(stderr.contains("SENTINEL_CLI_TEST_TOKEN"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulate_serve_prints_a_base_url_and_token_that_the_api_command_accepts() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"))
+        .args(["simulate", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (base_url, token) = tokio::task::spawn_blocking(move || {
+        let mut base_url = None;
+        let mut token = None;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(v) = line.strip_prefix("base_url: ") {
+                base_url = Some(v.to_owned());
+            }
+            if let Some(v) = line.strip_prefix("token: ") {
+                token = Some(v.to_owned());
+            }
+            if base_url.is_some() && token.is_some() {
+                break;
+            }
+        }
+        (base_url.unwrap(), token.unwrap())
+    })
+    .await
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    cmd.args(["api", "runs", "list", "--org", ORG_S, "--limit", "5"])
+        .env("CODEGEN_API_TOKEN", &token)
+        .env("CODEGEN_API_BASE_URL", &base_url)
+        .env_remove("SENTINEL_CONFIG");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(page["total"].as_i64().unwrap() > 5, "seeded runs: {page}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

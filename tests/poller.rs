@@ -9,7 +9,7 @@ use std::time::Duration;
 use codegen_sentinel::api::{OrgId, RateBudget};
 use codegen_sentinel::clock::{Clock, ManualClock};
 use codegen_sentinel::events::NoSink;
-use codegen_sentinel::sim::{RunPlan, Simulator};
+use codegen_sentinel::sim::{Fault, RunPlan, Simulator};
 use codegen_sentinel::sources::poller::{Poller, PollerConfig};
 use codegen_sentinel::store::{EventSource, Store, StoreOptions};
 use common::*;
@@ -289,4 +289,136 @@ async fn tracked_runs_far_down_the_list_are_fetched_one_by_one() {
     let report = poller.poll_once().await.unwrap();
     assert_eq!((report.pages, report.single_gets), (1, 1));
     assert!(kinds(&store, paused).contains(&"run.resumed".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_hundred_active_runs_polled_every_15s_stay_inside_the_budget() {
+    let rig = Rig::new().await;
+    for _ in 0..200 {
+        let id = rig.sim().create_run(ORG, RunPlan::completes());
+        rig.sim().set_status(ORG, id, Some("ACTIVE"));
+    }
+    let store = rig.store();
+    let config = PollerConfig {
+        org: OrgId(ORG),
+        interval: Duration::from_secs(15),
+        stall_after: Duration::from_secs(30 * 60),
+        deep_resync: Duration::from_secs(3600),
+        backfill: Duration::from_secs(24 * 3600),
+    };
+    let client = client_with(
+        &rig.server.base_url,
+        Arc::new(RateBudget::published()),
+        fast_retry(),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(rig.clock.clone());
+    let mut poller = Poller::new(config, client, store, clock, Arc::new(NoSink)).unwrap();
+    // Ten minutes of ticks every 15 s (as the run loop does), with a deep resync each minute,
+    // new runs arriving and some finishing.
+    let mut most = 0;
+    for tick in 0..40 {
+        if tick % 4 == 0 {
+            rig.sim().create_run(ORG, RunPlan::completes());
+            most = most.max(poller.deep_resync().await.unwrap().requests());
+        } else {
+            most = most.max(poller.poll_once().await.unwrap().requests());
+        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        rig.advance(Duration::from_secs(15));
+    }
+    assert!(most <= 3, "a tick spent {most} requests");
+
+    let log = rig.sim().requests();
+    assert!(log.iter().all(|r| r.status == 200), "a request was refused");
+    assert!(log.len() >= 40, "it polled: {}", log.len());
+    for (i, first) in log.iter().enumerate() {
+        let in_window = log[i..]
+            .iter()
+            .take_while(|r| r.at.duration_since(first.at) < Duration::from_secs(30))
+            .count();
+        assert!(in_window <= 60, "{in_window} requests within 30 s");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_tick_reports_the_error_and_the_next_one_recovers() {
+    let rig = Rig::new().await;
+    let store = rig.store();
+    let mut poller = rig.poller(&store);
+    // As many failures as the client has attempts: the tick fails, the next one is served.
+    rig.sim()
+        .inject(Fault::Status(503), fast_retry().max_attempts as usize, None);
+    assert!(poller.poll_once().await.is_err());
+    let run = rig.sim().create_run(ORG, RunPlan::completes());
+    poller.poll_once().await.unwrap();
+    // The failed tick did not count as the startup reconcile: the first good one did.
+    let first = &store.transitions_of_run(ORG, run).unwrap()[0];
+    assert_eq!(first.source, EventSource::Startup);
+}
+
+#[tokio::test]
+async fn overlapping_pollers_on_one_store_record_each_change_once() {
+    let rig = Rig::new().await;
+    let store = rig.store();
+    let runs: Vec<i64> = (0..20)
+        .map(|_| rig.sim().create_run(ORG, RunPlan::completes()))
+        .collect();
+    let mut a = rig.poller(&store);
+    let mut b = rig.poller(&store);
+    for _ in 0..8 {
+        let (ra, rb) = tokio::join!(a.poll_once(), b.poll_once());
+        ra.unwrap();
+        rb.unwrap();
+        rig.advance(Duration::from_secs(20));
+    }
+    for run in runs {
+        let tos: Vec<_> = store
+            .transitions_of_run(ORG, run)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.to)
+            .collect();
+        assert_eq!(
+            tos,
+            vec![s("ACTIVE"), s("EVALUATION"), s("COMPLETE")],
+            "run {run}"
+        );
+        let finished = kinds(&store, run)
+            .iter()
+            .filter(|k| *k == "run.finished")
+            .count();
+        assert!(finished <= 1);
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_run_far_down_the_list_is_rechecked_every_fourth_interval() {
+    let rig = Rig::new().await;
+    let paused = rig.sim().create_run(ORG, RunPlan::completes());
+    rig.sim().set_status(ORG, paused, Some("PAUSED"));
+    for _ in 0..150 {
+        rig.sim().create_run(ORG, RunPlan::ends("COMPLETE"));
+    }
+    rig.advance(Duration::from_secs(3600));
+    let store = rig.store();
+    let mut poller = rig.poller(&store);
+    poller.poll_once().await.unwrap();
+    rig.clock.advance(Duration::from_secs(31 * 60));
+    let report = poller.poll_once().await.unwrap();
+    assert_eq!(report.single_gets, 1);
+    assert!(kinds(&store, paused).contains(&"run.stalled".to_string()));
+
+    let mut singles = Vec::new();
+    for _ in 0..8 {
+        rig.clock.advance(Duration::from_secs(15));
+        singles.push(poller.poll_once().await.unwrap().single_gets);
+    }
+    assert_eq!(singles, vec![0, 0, 0, 1, 0, 0, 0, 1]);
+
+    // Once it moves again it is polled every tick.
+    rig.sim().set_status(ORG, paused, Some("ACTIVE"));
+    rig.clock.advance(Duration::from_secs(60));
+    poller.poll_once().await.unwrap();
+    rig.clock.advance(Duration::from_secs(15));
+    assert_eq!(poller.poll_once().await.unwrap().single_gets, 1);
 }

@@ -179,6 +179,7 @@ fn stats_count_records_per_tree() {
     let stats = store.stats().unwrap();
     for (tree, expected) in [
         (TreeName::Runs, 1),
+        (TreeName::RunsActive, 1),
         (TreeName::Transitions, 1),
         (TreeName::Events, 1),
         (TreeName::EventIds, 1),
@@ -192,4 +193,11 @@ fn stats_count_records_per_tree() {
     }
     assert_eq!(stats.trees.len(), TreeName::ALL.len());
     assert!(stats.size_on_disk > 0);
+    assert!(stats.logical_bytes() > 0);
+}
+
+#[test]
+fn store_handles_are_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Store>();
 }

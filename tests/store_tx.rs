@@ -177,8 +177,25 @@ fn store_calls_inside_a_transaction_fail_instead_of_deadlocking() {
     assert!(inner.contains("inside a transaction"), "{inner}");
     let nested = store.transaction(|_tx| Ok(store.transaction(|_| Ok(())).is_err()));
     assert!(nested.unwrap());
+    // Iterators made outside and advanced inside report the mistake too.
+    observe(&store, 7, 2, "ACTIVE", at(0));
+    let runs = std::cell::RefCell::new(store.runs());
+    let active = std::cell::RefCell::new(store.active_runs());
+    let (from_runs, from_active) = store
+        .transaction(|_tx| Ok((runs.borrow_mut().next(), active.borrow_mut().next())))
+        .unwrap();
+    assert!(matches!(
+        from_runs,
+        Some(Err(StoreError::InsideTransaction { .. }))
+    ));
+    assert!(matches!(
+        from_active,
+        Some(Err(StoreError::InsideTransaction { .. }))
+    ));
+    assert!(runs.borrow_mut().next().is_none() && active.borrow_mut().next().is_none());
     // The store is usable again afterwards.
     assert_eq!(store.get_run(7, 1).unwrap(), None);
+    assert_eq!(store.active_runs().count(), 1);
 }
 
 #[test]
@@ -373,4 +390,60 @@ fn deliveries_firings_marks_and_silences_round_trip() {
     assert!(store.active_silences(at(30)).unwrap().is_empty());
     assert_eq!(store.silences().count(), 2);
     assert!(store.silences().any(|s| s.unwrap().id == ended.id));
+}
+
+#[test]
+fn active_runs_follow_the_stored_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    observe(&store, 7, 1, "ACTIVE", at(0));
+    observe(&store, 7, 2, "ACTIVE", at(0));
+    observe(&store, 7, 3, "SOME_NEW_STATUS", at(0));
+    observe(&store, 7, 2, "FAILED", at(1));
+    let active = |store: &Store| {
+        store
+            .active_runs()
+            .map(|r| r.unwrap().run_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(active(&store), [1, 3], "unknown statuses stay watched");
+    observe(&store, 7, 2, "ACTIVE", at(2));
+    observe(&store, 7, 1, "COMPLETE", at(2));
+    assert_eq!(active(&store), [2, 3]);
+    assert_eq!(store.runs().count(), 3);
+}
+
+#[test]
+fn stale_run_record_is_refused_instead_of_reusing_a_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    observe(&store, 7, 1, "QUEUED", at(0));
+    let stale = store.get_run(7, 1).unwrap().unwrap();
+    observe(&store, 7, 1, "ACTIVE", at(1));
+    let err = store
+        .transaction(|tx| {
+            let mut run = stale.clone();
+            let change = NewTransition {
+                from: Some("QUEUED".into()),
+                to: Some("FAILED".into()),
+                first_sight: false,
+                at: at(2),
+                source: EventSource::Poll,
+            };
+            tx.append_transition(&mut run, change)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invariant {
+                tree: "transitions",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store.transaction(|tx| tx.put_run(&stale)).unwrap_err();
+    assert!(err.to_string().contains("stale"), "{err}");
+    assert_eq!(store.transitions_of_run(7, 1).unwrap().len(), 2);
 }

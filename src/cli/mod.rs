@@ -1,9 +1,17 @@
 //! The command line: one module per command group. `main.rs` parses, then calls [`run`].
 
 pub mod api;
+pub mod check;
 mod config_source;
+pub mod demo;
+pub mod explain;
+pub mod healthcheck;
 pub mod jobs;
+pub mod rules;
 pub mod run;
+mod signals;
+pub mod silence;
+pub mod simulate;
 pub mod state;
 
 use std::process::ExitCode;
@@ -30,12 +38,26 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon against the built-in Codegen simulator, with a live feed; no token, no network.
+    Demo(demo::DemoArgs),
     /// The daemon: poll Codegen, record transitions, until SIGTERM/SIGINT.
     Run(run::RunArgs),
     /// Inspect what the store holds: runs and their transitions.
     State(state::StateArgs),
     /// Call the Codegen API: one subcommand per operation, JSON on stdout.
     Api(api::ApiArgs),
+    /// Exit 0 when the local daemon answers ready (for container HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
+    /// The Codegen simulator.
+    Simulate(simulate::SimulateArgs),
+    /// Validate the config and rule files; exit 0 when valid, 2 when not.
+    Check(check::CheckArgs),
+    /// Test rules, replay stored history with candidate rules, print the rule file schema.
+    Rules(rules::RulesArgs),
+    /// Every event of a run and what each rule decided, and why.
+    Explain(explain::ExplainArgs),
+    /// Pause a rule (or one key of it) until a time; list and expire silences.
+    Silence(silence::SilenceArgs),
     /// List, show, retry or drop durable jobs and dead letters (with the daemon stopped).
     Jobs(jobs::JobsArgs),
 }
@@ -69,14 +91,31 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run::run(args).await,
         Command::State(args) => state::run(args),
         Command::Api(args) => api::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Healthcheck(args) => healthcheck::run(args).await,
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Check(args) => check::run(args),
+        Command::Rules(args) => rules::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Silence(args) => silence::run(args).await,
         Command::Jobs(args) => jobs::run(args),
     }
 }
 
-/// Sets up logging on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing(format: LogFormat) {
+impl Cli {
+    /// The log level when `RUST_LOG` is not set: the demo keeps stderr quiet for its feed.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Demo(_) => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// Sets up logging on stderr, filtered by `RUST_LOG` (default `default_level`).
+pub fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -22,37 +22,6 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     }
     let daemon = Daemon::start(settings).map_err(Failure::Runtime)?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signals(shutdown.clone()));
+    tokio::spawn(super::signals::stop_on_signals(shutdown.clone()));
     daemon.run(shutdown).await.map_err(Failure::Runtime)
-}
-
-/// The first SIGTERM/SIGINT asks for a graceful stop; a second one exits at once.
-async fn stop_on_signals(shutdown: CancellationToken) {
-    if let Err(error) = wait_for_signal().await {
-        tracing::error!(%error, "Cannot listen for signals; stop the daemon with SIGKILL");
-        return;
-    }
-    tracing::info!("Signal received; stopping (send it again to exit at once)");
-    shutdown.cancel();
-    if wait_for_signal().await.is_ok() {
-        tracing::warn!("Second signal; exiting without waiting");
-        std::process::exit(130);
-    }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
 }

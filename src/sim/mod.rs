@@ -147,9 +147,23 @@ impl Simulator {
 
     /// Overrides a run's status; the run leaves its plan and keeps this status.
     pub fn set_status(&self, org_id: i64, run_id: i64, status: Option<&str>) {
-        if let Some(run) = self.lock().run_in_mut(org_id, run_id) {
-            lifecycle::override_status(run, status);
+        let mut state = self.lock();
+        let now = state.clock;
+        if let Some(run) = state.run_in_mut(org_id, run_id) {
+            lifecycle::override_status(run, status, now);
         }
+    }
+
+    /// Every status a run has had, with the virtual time it took it (empty for unknown runs).
+    pub fn status_history(
+        &self,
+        org_id: i64,
+        run_id: i64,
+    ) -> Vec<(Option<String>, chrono::DateTime<chrono::Utc>)> {
+        self.lock()
+            .run_in(org_id, run_id)
+            .map(|run| run.history.clone())
+            .unwrap_or_default()
     }
 
     /// Opens a new pull request for the run and returns its id (0 when the run is unknown).

@@ -89,6 +89,18 @@ pub(crate) struct Run {
     /// A ban on a run without a pull request ("parent-agent-run-based" ban).
     pub banned: bool,
     pub log_seq: u64,
+    /// Every status the run has had and when it took it (virtual time), for tests.
+    pub history: Vec<(Option<String>, DateTime<Utc>)>,
+}
+
+impl Run {
+    /// Changes the status, keeping the history.
+    pub fn set_status(&mut self, status: Option<String>, at: DateTime<Utc>) {
+        if status != self.status {
+            self.history.push((status.clone(), at));
+        }
+        self.status = status;
+    }
 }
 
 /// An injected fault and how many more requests it applies to.
@@ -228,6 +240,7 @@ impl State {
             plan: Some(progress),
             banned: false,
             log_seq: 0,
+            history: vec![(plan.first_status(), now)],
         };
         self.runs.insert(id, run);
         id

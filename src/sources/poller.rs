@@ -28,6 +28,9 @@ use crate::store::{EventRecord, EventSource, Store, StoreError};
 pub const PAGE_SIZE: u32 = 100;
 /// The longest wait between two tries while the API is failing.
 pub const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(300);
+/// A stalled run (unchanged for `stall_after`, already reported) is fetched on its own only once
+/// per this many intervals: it is waiting for a person, and each GET spends the budget.
+const STALLED_RECHECK_INTERVALS: u32 = 4;
 /// A page is fetched for tracked runs only if it is expected to hold at least this many of them;
 /// fewer are cheaper to fetch one by one.
 const MIN_TRACKED_PER_PAGE: usize = 2;
@@ -107,12 +110,33 @@ impl PollerHealth {
 struct RunIndex {
     created: HashMap<i64, DateTime<Utc>>,
     open: HashSet<i64>,
+    /// Open runs already reported stalled, with when they were last fetched.
+    stalled: HashMap<i64, Option<DateTime<Utc>>>,
     /// (created, id) newest first; rebuilt when dirty.
     order: Vec<(DateTime<Utc>, i64)>,
     dirty: bool,
 }
 
 impl RunIndex {
+    /// Keeps track of stalled runs after an observation at `at`.
+    fn note_observed(&mut self, id: i64, observed: &Observed, at: DateTime<Utc>) {
+        let stalled_now = observed.events.iter().any(|e| e.kind == "run.stalled");
+        if observed.transitioned {
+            self.stalled.remove(&id);
+        }
+        if stalled_now || self.stalled.contains_key(&id) {
+            self.stalled.insert(id, Some(at));
+        }
+    }
+
+    /// A stalled run checked recently enough to skip this tick.
+    fn skip_stalled(&self, id: i64, now: DateTime<Utc>, recheck: Duration) -> bool {
+        match self.stalled.get(&id) {
+            Some(Some(last)) => (now - *last).to_std().unwrap_or(Duration::ZERO) < recheck,
+            Some(None) | None => false,
+        }
+    }
+
     fn note(&mut self, run: &AgentRun, fallback: DateTime<Utc>) {
         let id = run.id.0;
         if let std::collections::hash_map::Entry::Vacant(slot) = self.created.entry(id) {
@@ -185,6 +209,9 @@ impl Poller {
                 .is_some_and(|s| crate::api::RunStatus::parse(s).is_terminal());
             if !terminal {
                 index.open.insert(record.run_id);
+                if record.stalled_reported {
+                    index.stalled.insert(record.run_id, None);
+                }
             }
         }
         index.dirty = true;
@@ -302,7 +329,11 @@ impl Poller {
                 break;
             }
         }
-        let mut rest: Vec<i64> = unseen.into_iter().collect();
+        let recheck = self.config.interval * STALLED_RECHECK_INTERVALS;
+        let mut rest: Vec<i64> = unseen
+            .into_iter()
+            .filter(|id| !self.index.skip_stalled(*id, now, recheck))
+            .collect();
         rest.sort_unstable();
         for id in rest {
             report.single_gets += 1;
@@ -347,6 +378,7 @@ impl Poller {
             .store
             .transaction(|tx| record_run(tx, run, &raw, ctx, sink.as_ref()))?;
         self.index.note(run, ctx.at);
+        self.index.note_observed(run.id.0, &observed, ctx.at);
         report.observed += 1;
         if observed.transitioned {
             report.transitions += 1;
@@ -428,4 +460,23 @@ fn failure_backoff(interval: Duration, failures: u32) -> Duration {
         cap: MAX_FAILURE_BACKOFF,
     };
     interval.max(policy.delay(failures + 1, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_backoff_grows_from_the_interval_to_the_cap() {
+        let interval = Duration::from_secs(15);
+        for failures in 1..20 {
+            let wait = failure_backoff(interval, failures);
+            assert!(wait >= interval && wait <= MAX_FAILURE_BACKOFF, "{wait:?}");
+        }
+        let late: Vec<Duration> = (0..200).map(|_| failure_backoff(interval, 8)).collect();
+        assert!(
+            late.iter().any(|w| *w > Duration::from_secs(120)),
+            "it grows"
+        );
+    }
 }

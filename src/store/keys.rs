@@ -2,12 +2,12 @@
 //!
 //! Layouts (all integers big-endian):
 //! - i64 ids have the sign bit flipped, so -1 sorts before 0 and 0 before 1;
-//! - `runs` (org, run) = 16 bytes; `transitions` (org, run, seq u32) = 20 bytes;
+//! - `runs` and `runs_active` (org, run) = 16 bytes; `transitions` (org, run, seq u32) = 20 bytes;
 //! - `events`, `jobs`, `jobs_open`, `silences`: u64 = 8 bytes;
 //! - `run_events` (org, run, event seq u64) = 24 bytes;
 //! - `journal` (event seq u64, rule): the rule name is the last component, unprefixed;
 //! - `firings` (rule, key): the rule is prefixed by its u32 length, the key is the rest;
-//! - `event_ids`, `deliveries`, `schedule_marks`, `meta`: the UTF-8 string itself.
+//! - `event_ids`, `deliveries`, `schedule_marks`, `meta`, `pr_runs`: the UTF-8 string itself.
 
 use super::error::StoreError;
 use super::trees::TreeName;
@@ -19,7 +19,7 @@ pub(crate) fn i64_bytes(v: i64) -> [u8; 8] {
     ((v as u64) ^ SIGN_BIT).to_be_bytes()
 }
 
-fn i64_from(b: &[u8]) -> i64 {
+pub(crate) fn i64_from(b: &[u8]) -> i64 {
     (u64::from_be_bytes(arr(b)) ^ SIGN_BIT) as i64
 }
 
@@ -90,6 +90,14 @@ pub(crate) fn decode_id(tree: TreeName, k: &[u8]) -> Result<u64, StoreError> {
     Ok(u64_from(k))
 }
 
+/// Decodes a `runs` / `runs_active` key into (org, run).
+pub(crate) fn decode_run(tree: TreeName, k: &[u8]) -> Result<(i64, i64), StoreError> {
+    if k.len() != 16 {
+        return Err(bad_key(tree, k));
+    }
+    Ok((i64_from(&k[..8]), i64_from(&k[8..])))
+}
+
 /// Decodes a `run_events` key into (org, run, event seq).
 pub(crate) fn decode_run_event(k: &[u8]) -> Result<(i64, i64, u64), StoreError> {
     if k.len() != 24 {
@@ -117,7 +125,9 @@ pub(crate) fn bad_key(tree: TreeName, k: &[u8]) -> StoreError {
 pub fn describe(tree: TreeName, k: &[u8]) -> String {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match (tree, k.len()) {
-        (TreeName::Runs, 16) => format!("{}/{}", i64_from(k), i64_from(&k[8..])),
+        (TreeName::Runs | TreeName::RunsActive, 16) => {
+            format!("{}/{}", i64_from(k), i64_from(&k[8..]))
+        }
         (TreeName::Transitions, 20) => format!(
             "{}/{}/{}",
             i64_from(k),
@@ -142,7 +152,11 @@ pub fn describe(tree: TreeName, k: &[u8]) -> String {
             }
         }
         (
-            TreeName::EventIds | TreeName::Deliveries | TreeName::ScheduleMarks | TreeName::Meta,
+            TreeName::EventIds
+            | TreeName::Deliveries
+            | TreeName::ScheduleMarks
+            | TreeName::Meta
+            | TreeName::PrRuns,
             _,
         ) if std::str::from_utf8(k).is_ok() => format!("{:?}", text(k)),
         _ => format!("0x{}", hex::encode(k)),

@@ -6,17 +6,21 @@
 //! await before acknowledging a webhook or starting an effect. Reads outside transactions are
 //! in [`read`]; [`retention`] prunes old history.
 //!
-//! Trees: `runs`, `transitions`, `events` (+ `event_ids`, `run_events`), `deliveries`, `jobs`
-//! (+ `jobs_open`), `journal`, `firings`, `schedule_marks`, `silences`, `meta`.
+//! Trees: `runs` (+ `runs_active`), `transitions`, `events` (+ `event_ids`, `run_events`),
+//! `deliveries`, `jobs` (+ `jobs_open`), `journal`, `firings`, `schedule_marks`, `silences`,
+//! `meta`, `pr_runs` (runs by pull request, see [`pr_index`]). Layouts and figures:
+//! `docs/store.md`.
 
 mod codec;
 mod error;
 pub mod keys;
+pub mod pr_index;
 pub mod read;
 pub mod records;
 pub mod retention;
 mod trees;
 mod tx;
+mod writes;
 
 #[cfg(test)]
 mod decode_tests;
@@ -28,12 +32,14 @@ use std::time::{Duration, Instant};
 pub use error::StoreError;
 pub use read::{JobUpdate, Records};
 pub use records::{
-    DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord, JobState, JournalRecord,
-    RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
+    is_terminal_status, DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord,
+    JobState, JournalRecord, RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
+    TERMINAL_STATUSES,
 };
 pub use retention::{run_retention, PruneStats, RetentionPolicy};
 pub use trees::TreeName;
-pub use tx::{NewEvent, NewJob, NewSilence, NewTransition, Tx, TxAbort};
+pub use tx::TxAbort;
+pub use writes::{NewEvent, NewJob, NewSilence, NewTransition, Tx};
 
 use trees::Trees;
 
@@ -145,6 +151,7 @@ impl Store {
             }),
         };
         store.check_schema()?;
+        store.backfill_pr_index()?;
         Ok(store)
     }
 
@@ -162,6 +169,19 @@ impl Store {
             .flush_async()
             .await
             .map_err(StoreError::storage("flush"))
+    }
+
+    /// Whether the store answers a read (its schema version): the readiness probe's check.
+    pub fn is_readable(&self) -> bool {
+        matches!(self.meta(SCHEMA_KEY), Ok(Some(_)))
+    }
+
+    /// Bytes used by the database files (cheap: no scan of the records).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner
+            .db
+            .size_on_disk()
+            .map_err(StoreError::storage("size on disk"))
     }
 
     /// Record counts and sizes per tree (a full scan of every tree: not for hot paths) and the

@@ -90,6 +90,34 @@ impl Store {
         self.scan(&[])
     }
 
+    /// The runs whose stored status is not terminal, by (org, run id), through the
+    /// `runs_active` index: cheap however many finished runs are stored.
+    pub fn active_runs(&self) -> impl Iterator<Item = Result<RunRecord, StoreError>> + '_ {
+        let mut index = self.tree(TreeName::RunsActive).iter();
+        let mut done = false;
+        std::iter::from_fn(move || loop {
+            if done {
+                return None;
+            }
+            // Checked before touching sled: inside a transaction the next read would deadlock.
+            if let Err(e) = ensure_outside_tx("active_runs") {
+                done = true;
+                return Some(Err(e));
+            }
+            let found = match index.next()? {
+                Ok((key, _)) => keys::decode_run(TreeName::RunsActive, &key)
+                    .and_then(|(org, run)| self.get_run(org, run)),
+                Err(source) => Err(StoreError::Storage { op: "scan", source }),
+            };
+            match found {
+                Ok(Some(run)) => return Some(Ok(run)),
+                // An index entry without its run: nothing to report.
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        })
+    }
+
     /// The stored runs of one organization, by run id.
     pub fn runs_of_org(&self, org_id: i64) -> Records<RunRecord> {
         self.scan(&keys::org(org_id))

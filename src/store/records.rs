@@ -64,6 +64,24 @@ impl JobState {
     }
 }
 
+/// Run statuses after which a run does no more work (DESIGN §5). Any other status, unknown ones
+/// and a missing status included, counts as active so that the run keeps being watched.
+pub const TERMINAL_STATUSES: [&str; 8] = [
+    "COMPLETE",
+    "FAILED",
+    "ERROR",
+    "CANCELLED",
+    "STOPPED",
+    "TIMEOUT",
+    "MAX_ITERATIONS_REACHED",
+    "OUT_OF_TOKENS",
+];
+
+/// Whether `status` is one of [`TERMINAL_STATUSES`].
+pub fn is_terminal_status(status: &str) -> bool {
+    TERMINAL_STATUSES.contains(&status)
+}
+
 /// `runs`: the latest stored snapshot of an agent run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -190,6 +208,13 @@ pub struct SilenceRecord {
     pub created_by: Option<String>,
     /// Set when lifted early; an expired silence is kept for the record.
     pub expired: bool,
+}
+
+impl RunRecord {
+    /// Whether the stored status is terminal (the run is then left out of `runs_active`).
+    pub fn is_terminal(&self) -> bool {
+        self.status.as_deref().is_some_and(is_terminal_status)
+    }
 }
 
 impl SilenceRecord {

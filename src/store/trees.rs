@@ -7,6 +7,8 @@ use super::error::StoreError;
 pub enum TreeName {
     /// (org, run) → the latest snapshot of an agent run.
     Runs,
+    /// (org, run) → (); the runs whose status is not terminal (kept by `Tx::put_run`).
+    RunsActive,
     /// (org, run, seq) → one recorded status change of a run; append-only.
     Transitions,
     /// global seq → one event the rules engine evaluated.
@@ -31,12 +33,15 @@ pub enum TreeName {
     Silences,
     /// small string keys: schema version and the like.
     Meta,
+    /// PR or head-branch key → the (org, run) keys of the agent runs that opened that PR.
+    PrRuns,
 }
 
 impl TreeName {
     /// Every tree, in the order the transaction view holds them.
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 15] = [
         TreeName::Runs,
+        TreeName::RunsActive,
         TreeName::Transitions,
         TreeName::Events,
         TreeName::EventIds,
@@ -49,12 +54,14 @@ impl TreeName {
         TreeName::ScheduleMarks,
         TreeName::Silences,
         TreeName::Meta,
+        TreeName::PrRuns,
     ];
 
     /// The on-disk name of the tree.
     pub const fn as_str(self) -> &'static str {
         match self {
             TreeName::Runs => "runs",
+            TreeName::RunsActive => "runs_active",
             TreeName::Transitions => "transitions",
             TreeName::Events => "events",
             TreeName::EventIds => "event_ids",
@@ -67,6 +74,7 @@ impl TreeName {
             TreeName::ScheduleMarks => "schedule_marks",
             TreeName::Silences => "silences",
             TreeName::Meta => "meta",
+            TreeName::PrRuns => "pr_runs",
         }
     }
 

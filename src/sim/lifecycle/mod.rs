@@ -85,7 +85,7 @@ fn enter_next_step(state: &mut State, id: i64, t: DateTime<Utc>) {
     if last && !is_working(status.as_deref()) {
         run.plan = None;
     }
-    run.status = status.clone();
+    run.set_status(status.clone(), t);
     match status.as_deref() {
         Some("COMPLETE") => complete(state, id, t, open_pr, result),
         Some("EVALUATION") => push_log(run, t, evaluation_log()),
@@ -180,7 +180,7 @@ pub(crate) fn resume(state: &mut State, run_id: i64, prompt: &str) {
         return;
     }
     let plan = RunPlan::completes();
-    run.status = plan.first_status();
+    run.set_status(plan.first_status(), now);
     run.result = None;
     run.summary = None;
     run.plan = Some(Progress {
@@ -196,6 +196,7 @@ pub(crate) fn resume(state: &mut State, run_id: i64, prompt: &str) {
 /// Ban / remove-from-pr: flag the run's pull requests (or the run itself when it has none) and
 /// cancel every unfinished run on them, the run itself included.
 pub(crate) fn ban(state: &mut State, run_id: i64) {
+    let now = state.clock;
     let Some(run) = state.runs.get_mut(&run_id) else {
         return;
     };
@@ -203,7 +204,7 @@ pub(crate) fn ban(state: &mut State, run_id: i64) {
     if pr_ids.is_empty() {
         run.banned = true;
     }
-    cancel(run);
+    cancel(run, now);
     for pr_id in &pr_ids {
         if let Some(pr) = state.prs.get_mut(pr_id) {
             pr.banned = true;
@@ -211,7 +212,7 @@ pub(crate) fn ban(state: &mut State, run_id: i64) {
     }
     for run in state.runs.values_mut() {
         if run.pr_ids.iter().any(|p| pr_ids.contains(p)) {
-            cancel(run);
+            cancel(run, now);
         }
     }
 }
@@ -239,16 +240,16 @@ pub(crate) fn is_banned(state: &State, run: &Run) -> bool {
             .any(|p| state.prs.get(p).is_some_and(|pr| pr.banned))
 }
 
-fn cancel(run: &mut Run) {
+fn cancel(run: &mut Run, now: DateTime<Utc>) {
     if is_stoppable(run.status.as_deref()) {
-        run.status = Some("CANCELLED".to_owned());
+        run.set_status(Some("CANCELLED".to_owned()), now);
         run.plan = None;
     }
 }
 
 /// A direct status override: the run leaves its plan and keeps `status` until changed.
-pub(crate) fn override_status(run: &mut Run, status: Option<&str>) {
-    run.status = status.map(str::to_owned);
+pub(crate) fn override_status(run: &mut Run, status: Option<&str>, now: DateTime<Utc>) {
+    run.set_status(status.map(str::to_owned), now);
     run.plan = None;
     if status.is_some_and(is_terminal) && run.result.is_none() {
         run.result = Some(format!("Run ended as {}", status.unwrap_or_default()));

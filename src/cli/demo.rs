@@ -1,0 +1,324 @@
+//! `codegen-sentinel demo`: the whole daemon against the built-in Codegen simulator, with a
+//! throwaway store and a live feed, then a summary. Needs no token and no network.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use secrecy::SecretString;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::Failure;
+use crate::config::parse_settings;
+use crate::daemon::Daemon;
+use crate::sim::{SimConfig, Simulator};
+use crate::store::{EventRecord, Store};
+
+/// How often the simulator's clock is moved.
+const SIM_TICK: Duration = Duration::from_millis(250);
+/// How often the simulator starts a new run.
+const NEW_RUN_EVERY: Duration = Duration::from_secs(3);
+/// The org the simulator's demo data lives in.
+const DEMO_ORG: i64 = 7;
+
+/// The shipped rules, built in so the demo runs from any directory.
+const SHIPPED_RULES: &[(&str, &str)] = &[
+    (
+        "ban-checks-on-agent-prs.yaml",
+        include_str!("../../rules/ban-checks-on-agent-prs.yaml"),
+    ),
+    (
+        "diagnose-failed-runs.yaml",
+        include_str!("../../rules/diagnose-failed-runs.yaml"),
+    ),
+    (
+        "fix-failed-checks.yaml",
+        include_str!("../../rules/fix-failed-checks.yaml"),
+    ),
+    (
+        "stalled-runs.yaml",
+        include_str!("../../rules/stalled-runs.yaml"),
+    ),
+    (
+        "weekday-digest.yaml",
+        include_str!("../../rules/weekday-digest.yaml"),
+    ),
+];
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Rule files to run [default: ./rules when present, else the built-in copies of them].
+    #[arg(long)]
+    pub rules: Option<std::path::PathBuf>,
+    /// Stop after this long (e.g. 60s); without it, run until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// How much faster than the wall clock the simulated runs progress.
+    #[arg(long, default_value_t = 10)]
+    pub speed: u32,
+}
+
+pub async fn run(args: DemoArgs) -> Result<(), Failure> {
+    demo(args).await.map_err(Failure::Runtime)
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let workdir = tempfile::Builder::new()
+        .prefix("codegen-sentinel-demo-")
+        .tempdir()
+        .context("could not create a temporary directory")?;
+    let cancel = CancellationToken::new();
+
+    let sim = Simulator::new(SimConfig::default());
+    let token = sim.seed_demo();
+    let server = sim
+        .clone()
+        .serve("127.0.0.1:0".parse()?)
+        .await
+        .context("could not start the simulator")?;
+    spawn_fast_clock(sim.clone(), args.speed.max(1), cancel.child_token());
+    sim.spawn_run_stream(NEW_RUN_EVERY, cancel.child_token());
+
+    let rules = rules_dir(args.rules.clone(), workdir.path())?;
+    let notifier = spawn_printing_notifier(cancel.child_token()).await?;
+    let config = demo_config(&server.base_url, workdir.path(), &rules, &notifier);
+    let config_path = workdir.path().join("sentinel.yaml");
+    let settings = parse_settings(&config_path, &config).map_err(|d| {
+        let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the demo config is invalid:\n{}", lines.join("\n"))
+    })?;
+    let daemon = Daemon::start_with_token(settings, SecretString::from(token))?;
+    let store = daemon.store.clone();
+    let feed = daemon.feed.subscribe();
+
+    println!("codegen-sentinel demo");
+    println!(
+        "  Codegen simulator  {} (org {DEMO_ORG}, runs progress {}x faster)",
+        server.base_url, args.speed
+    );
+    println!("  store              {}", workdir.path().display());
+    println!(
+        "  rules              {} ({} rules)",
+        rules.display(),
+        daemon.rules.status().rules
+    );
+    match args.duration {
+        Some(d) => println!("  stopping after     {}", humantime::format_duration(d)),
+        None => println!("  stop with          Ctrl-C"),
+    }
+    println!();
+
+    let printer = tokio::spawn(print_feed(feed, store.clone(), cancel.child_token()));
+    tokio::spawn(super::signals::stop_on_signals(cancel.clone()));
+    if let Some(duration) = args.duration {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            cancel.cancel();
+        });
+    }
+    let started = std::time::Instant::now();
+    let result = daemon.run(cancel.clone()).await;
+    cancel.cancel();
+    let _ = printer.await;
+    server.shutdown().await;
+    result?;
+    print_summary(&store, started.elapsed())?;
+    Ok(())
+}
+
+fn demo_config(base_url: &str, dir: &Path, rules: &Path, notifier: &str) -> String {
+    format!(
+        "codegen:\n  base_url: {base_url}\n  token_env: SENTINEL_DEMO_UNUSED\n  org_ids: [{DEMO_ORG}]\n  \
+         poll_interval: 1s\n  stall_after: 10m\n  deep_resync: 10m\n\
+         store:\n  path: {}\n\
+         rules:\n  paths: [{}]\n\
+         notifiers:\n  ops:\n    type: webhook\n    url: {notifier}\n\
+         vars:\n  default_sandbox_id: 42\n",
+        dir.join("store").display(),
+        rules.display(),
+    )
+}
+
+/// `--rules`, else `./rules`, else the built-in copies written under `workdir`.
+fn rules_dir(explicit: Option<PathBuf>, workdir: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(std::path::absolute(dir)?);
+    }
+    let local = Path::new("rules");
+    if local.join("diagnose-failed-runs.yaml").is_file() {
+        return Ok(std::path::absolute(local)?);
+    }
+    let dir = workdir.join("rules");
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in SHIPPED_RULES {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(dir)
+}
+
+/// A local endpoint for the `ops` notifier that prints what it is sent.
+async fn spawn_printing_notifier(cancel: CancellationToken) -> anyhow::Result<String> {
+    use axum::{routing::post, Json, Router};
+    let app = Router::new().route(
+        "/notify",
+        post(|Json(body): Json<serde_json::Value>| async move {
+            let text = body["text"].as_str().unwrap_or("(no text)");
+            println!("          📣 ops: {text}");
+            "ok"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/notify", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
+    });
+    Ok(url)
+}
+
+/// Moves the simulator's clock `speed` times faster than the wall clock.
+fn spawn_fast_clock(sim: Simulator, speed: u32, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SIM_TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticks.tick() => sim.advance(SIM_TICK * speed),
+            }
+        }
+    });
+}
+
+async fn print_feed(
+    mut feed: broadcast::Receiver<Arc<EventRecord>>,
+    store: Store,
+    cancel: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = feed.recv() => e,
+        };
+        match event {
+            Ok(event) => {
+                println!("{}", feed_line(&event));
+                for decision in store.journal_of_event(event.seq).unwrap_or_default() {
+                    let reason = decision
+                        .reason
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    println!(
+                        "          rule {:<26} {}{reason}",
+                        decision.rule, decision.outcome
+                    );
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => println!("  … {n} events not shown"),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// One line of the live feed.
+fn feed_line(event: &EventRecord) -> String {
+    let time = event.at.format("%H:%M:%S");
+    let run = event
+        .run_id
+        .map_or_else(String::new, |r| format!("run {r}"));
+    let text = |k: &str| event.data[k].as_str().unwrap_or("null").to_owned();
+    let detail = match event.kind.as_str() {
+        "run.created" => {
+            let prompt = event.data["run"]["source_type"].as_str().unwrap_or("?");
+            format!("new, {} (from {prompt})", text("to"))
+        }
+        "run.status_changed" => format!("{} → {}", text("from"), text("to")),
+        "run.finished" => format!("finished {}", text("to")),
+        "run.resumed" => format!("resumed ({} → {})", text("from"), text("to")),
+        "run.pr_opened" => {
+            let pr = &event.data["pr"];
+            match (pr["repo"].as_str(), pr["number"].as_u64()) {
+                (Some(repo), Some(n)) => format!("opened PR {repo}#{n}"),
+                _ => format!("opened PR {}", pr["url"].as_str().unwrap_or("?")),
+            }
+        }
+        "run.stalled" => format!("stalled in {}", text("to")),
+        other => other.to_owned(),
+    };
+    format!("{time}  {run:<10} {:<20} {detail}", event.kind)
+}
+
+fn print_summary(store: &Store, elapsed: Duration) -> anyhow::Result<()> {
+    let runs = store.runs().count();
+    let transitions = store.transitions(None).count();
+    let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+    for event in store.events_after(0) {
+        *by_type.entry(event?.kind).or_default() += 1;
+    }
+    let events: usize = by_type.values().sum();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut fired_rules: BTreeMap<String, usize> = BTreeMap::new();
+    for event in store.events_after(0) {
+        for decision in store.journal_of_event(event?.seq)? {
+            if decision.outcome == "fired" {
+                *fired_rules.entry(decision.rule.clone()).or_default() += 1;
+            }
+            *outcomes.entry(decision.outcome).or_default() += 1;
+        }
+    }
+    println!();
+    println!(
+        "Summary after {}",
+        humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+    );
+    println!("  runs seen      {runs}");
+    println!("  transitions    {transitions}");
+    println!("  events         {events}");
+    for (kind, count) in by_type {
+        println!("    {kind:<20} {count}");
+    }
+    let fired: usize = fired_rules.values().sum();
+    println!("  rules fired    {fired}");
+    for (rule, count) in fired_rules {
+        println!("    {rule:<26} {count}");
+    }
+    let other: Vec<String> = outcomes
+        .iter()
+        .filter(|(o, _)| *o != "fired")
+        .map(|(o, n)| format!("{o} {n}"))
+        .collect();
+    if !other.is_empty() {
+        println!("  other decisions  {}", other.join(", "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_rules_are_exactly_the_shipped_files() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+            .collect();
+        on_disk.sort();
+        let built_in: Vec<&str> = SHIPPED_RULES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(on_disk, built_in);
+        for (name, text) in SHIPPED_RULES {
+            let path = Path::new(dir).join(name);
+            assert_eq!(std::fs::read_to_string(path).unwrap(), *text, "{name}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `rules replay`: stored events re-evaluated with candidate rules, compared with what the
+//! journal says fired. Evaluation is the engine's own ([`crate::rules::eval`]) at each event's
+//! time, with stored silences and an in-memory firing state that starts empty at `since`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::rules::eval::{self, EventContext, Outcome, State};
+use crate::rules::RuleSet;
+use crate::store::{FiringRecord, SilenceRecord, Store, StoreError};
+
+/// One rule whose firing on one event differs between the journal and the candidate rules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    pub event_id: String,
+    pub event_type: String,
+    pub at: DateTime<Utc>,
+    pub rule: String,
+    /// The journal's outcome and reason (`None`: the rule was not offered the event then).
+    pub recorded: Option<(String, Option<String>)>,
+    /// The candidate's outcome and reason (`None`: the candidate rules do not offer it the event).
+    pub candidate: Option<(String, Option<String>)>,
+}
+
+impl Difference {
+    /// Whether the candidate rules fire where the recorded ones did not.
+    pub fn newly_fires(&self) -> bool {
+        self.candidate.as_ref().is_some_and(|(o, _)| fired(o))
+    }
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Replayed {
+    /// Events re-evaluated.
+    pub events: usize,
+    pub differences: Vec<Difference>,
+}
+
+fn fired(outcome: &str) -> bool {
+    outcome == Outcome::Fired.as_str() || outcome == Outcome::Shadow.as_str()
+}
+
+struct ReplayState {
+    firings: HashMap<(String, String), FiringRecord>,
+    silences: BTreeMap<String, Vec<SilenceRecord>>,
+}
+
+impl State for ReplayState {
+    type Error = std::convert::Infallible;
+
+    fn firing(&self, rule: &str, key: &str) -> Result<Option<FiringRecord>, Self::Error> {
+        Ok(self
+            .firings
+            .get(&(rule.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    fn silences(&self, rule: &str) -> Result<Vec<SilenceRecord>, Self::Error> {
+        Ok(self.silences.get(rule).cloned().unwrap_or_default())
+    }
+}
+
+/// Re-evaluates every event stored since `since` with `set`.
+pub fn replay(
+    store: &Store,
+    set: &RuleSet,
+    vars: &Map<String, Value>,
+    since: DateTime<Utc>,
+) -> Result<Replayed, StoreError> {
+    let mut silences: BTreeMap<String, Vec<SilenceRecord>> = BTreeMap::new();
+    for silence in store.silences() {
+        let silence = silence?;
+        silences
+            .entry(silence.rule.clone())
+            .or_default()
+            .push(silence);
+    }
+    let mut state = ReplayState {
+        firings: HashMap::new(),
+        silences,
+    };
+    let mut replayed = Replayed::default();
+    for event in store.events_since(since) {
+        let event = event?;
+        replayed.events += 1;
+        let mut recorded: BTreeMap<String, (String, Option<String>)> = store
+            .journal_of_event(event.seq)?
+            .into_iter()
+            .map(|j| (j.rule, (j.outcome, j.reason)))
+            .collect();
+        let ctx = EventContext::new(&event, vars, event.at);
+        let schedule_rule = event.data.get("rule").and_then(Value::as_str);
+        for rule in set.candidates(&event.kind, schedule_rule) {
+            let Ok(decision) = eval::decide(rule, &ctx, &state, event.at);
+            if let (Some(firing), Some(key)) = (&decision.firing, &decision.key) {
+                state
+                    .firings
+                    .insert((eval::firing_name(rule), key.clone()), firing.clone());
+            }
+            let before = recorded.remove(&rule.name);
+            let now_fires = decision.outcome.fired();
+            let before_fired = before.as_ref().is_some_and(|(o, _)| fired(o));
+            if now_fires != before_fired {
+                replayed.differences.push(Difference {
+                    event_id: event.id.clone(),
+                    event_type: event.kind.clone(),
+                    at: event.at,
+                    rule: rule.name.clone(),
+                    recorded: before,
+                    candidate: Some((decision.outcome.as_str().to_owned(), decision.reason)),
+                });
+            }
+        }
+        // Rules that fired then but are not offered the event now (removed, or trigger changed).
+        for (rule, before) in recorded {
+            if fired(&before.0) {
+                replayed.differences.push(Difference {
+                    event_id: event.id.clone(),
+                    event_type: event.kind.clone(),
+                    at: event.at,
+                    rule,
+                    recorded: Some(before),
+                    candidate: None,
+                });
+            }
+        }
+    }
+    Ok(replayed)
+}

@@ -1,0 +1,308 @@
+//! `POST /webhooks/github`: verified GitHub deliveries stored durably before they are answered.
+//!
+//! Order of checks, cheapest first and nothing parsed before the signature holds: a declared
+//! length over `max_body` → 413 (nothing read); no secret or no usable `X-Hub-Signature-256`
+//! → 401 (nothing read); the body, read up to `max_body` → 413 past it; the HMAC-SHA256 of the
+//! raw bytes under each configured secret → 401; `X-GitHub-Event` / `X-GitHub-Delivery` → 400
+//! when missing or odd; `ping` → 200; a delivery id already stored → 200, nothing processed;
+//! a body that is not a JSON object → 400. Otherwise the delivery and its `github.<event>` event
+//! are written in one transaction (the event sink reacting inside it), flushed, and answered 202.
+
+mod body;
+mod flush;
+mod outcome;
+mod record;
+mod reject_log;
+mod signature;
+mod subject;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::clock::{Clock, SystemClock};
+use crate::events::EventSink;
+use crate::metrics as names;
+use crate::store::{EventRecord, Store, StoreError};
+
+pub use body::{BodyError, BODY_TIMEOUT, MIN_BODY_BUDGET};
+pub use record::{event_id, record_delivery, Delivery, Recorded};
+pub use signature::{sign, Rejection, Verifier};
+pub use subject::{pr_subject, PrSubject};
+
+use body::BodyReader;
+use flush::GroupFlush;
+use outcome::{log_outcome, Outcome};
+use reject_log::RejectLog;
+
+/// Where GitHub posts.
+pub const PATH: &str = "/webhooks/github";
+/// Longest accepted `X-GitHub-Delivery` (GitHub sends UUIDs).
+pub const MAX_DELIVERY_ID: usize = 128;
+/// Longest accepted `X-GitHub-Event`.
+pub const MAX_EVENT_NAME: usize = 64;
+
+/// The webhook receiver: verifier, body limits, store and the sink events go to.
+pub struct Webhooks {
+    verifier: Verifier,
+    reader: BodyReader,
+    store: Store,
+    sink: Arc<dyn EventSink>,
+    clock: Arc<dyn Clock>,
+    flush: GroupFlush,
+    rejections: RejectLog,
+    feed: Option<broadcast::Sender<Arc<EventRecord>>>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field("verifier", &self.verifier)
+            .field("max_body", &self.reader.max_body())
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhooks {
+    /// A receiver accepting deliveries signed with any of `secrets` (none refuses all), with
+    /// bodies up to `max_body` bytes, recording into `store` and handing events to `sink`.
+    pub fn new(
+        store: Store,
+        sink: Arc<dyn EventSink>,
+        secrets: &[SecretString],
+        max_body: u64,
+    ) -> Webhooks {
+        Webhooks {
+            verifier: Verifier::new(secrets),
+            reader: BodyReader::new(max_body),
+            flush: GroupFlush::new(store.clone()),
+            store,
+            sink,
+            clock: Arc::new(SystemClock),
+            rejections: RejectLog::default(),
+            feed: None,
+        }
+    }
+
+    /// Uses `clock` for `received_at` and event times.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Webhooks {
+        self.clock = clock;
+        self
+    }
+
+    /// Publishes every new event once it is durable (the daemon's live feed).
+    pub fn with_feed(mut self, feed: broadcast::Sender<Arc<EventRecord>>) -> Webhooks {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// How many secrets are accepted.
+    pub fn secrets(&self) -> usize {
+        self.verifier.secrets()
+    }
+}
+
+/// The routes of the receiver.
+pub fn router(webhooks: Arc<Webhooks>) -> Router {
+    Router::new()
+        .route(PATH, post(handle_github))
+        .with_state(webhooks)
+}
+
+async fn handle_github(State(hooks): State<Arc<Webhooks>>, request: Request) -> Response {
+    let started = Instant::now();
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let delivery = header_str(headers, "x-github-delivery").map(str::to_owned);
+    let event = header_str(headers, "x-github-event").map(str::to_owned);
+    let outcome = receive(&hooks, headers, body).await;
+    log_outcome(
+        &hooks,
+        &outcome,
+        delivery.as_deref(),
+        event.as_deref(),
+        remote,
+    );
+    metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome.label()).increment(1);
+    metrics::histogram!(names::WEBHOOK_SECONDS).record(started.elapsed().as_secs_f64());
+    if let Outcome::Accepted(event) = &outcome {
+        metrics::counter!(names::EVENTS, "type" => event.kind.clone(), "source" => "webhook")
+            .increment(1);
+        if let Some(feed) = &hooks.feed {
+            // No receiver is fine: the feed only wakes whoever listens.
+            let _ = feed.send(Arc::new(event.clone()));
+        }
+    }
+    outcome.into_response(delivery.as_deref())
+}
+
+async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::Body) -> Outcome {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if hooks.reader.check_declared(declared).is_err() {
+        return Outcome::TooLarge;
+    }
+    let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
+    let digest = match hooks.verifier.precheck(signature) {
+        Ok(digest) => digest,
+        Err(rejection) => return Outcome::Unauthorized(rejection),
+    };
+    let held = match hooks.reader.read(body, declared).await {
+        Ok(held) => held,
+        Err(BodyError::TooLarge) => return Outcome::TooLarge,
+        Err(BodyError::Timeout) => return Outcome::Timeout,
+        Err(BodyError::Read(_)) => return Outcome::Malformed("body could not be read"),
+    };
+    if let Err(rejection) = hooks.verifier.verify(&held.bytes, &digest) {
+        return Outcome::Unauthorized(rejection);
+    }
+    let Some(event) = header_str(headers, "x-github-event").filter(|e| valid_event(e)) else {
+        return Outcome::Malformed("missing or invalid X-GitHub-Event");
+    };
+    if event == "ping" {
+        return Outcome::Ping;
+    }
+    let Some(id) = header_str(headers, "x-github-delivery").filter(|d| valid_delivery(d)) else {
+        return Outcome::Malformed("missing or invalid X-GitHub-Delivery");
+    };
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let (hooks, id, event) = (hooks.clone(), id.to_owned(), event.to_owned());
+    // Parsing and the transaction are CPU and a short blocking lock: off the async workers.
+    let stored = tokio::task::spawn_blocking(move || {
+        let result = store_delivery(&hooks, &id, &event, &held.bytes, form);
+        (hooks, result)
+    })
+    .await;
+    let (hooks, result) = match stored {
+        Ok(done) => done,
+        Err(_) => return Outcome::Internal,
+    };
+    let outcome = match result {
+        Ok(Recorded::New(event)) => Outcome::Accepted(event),
+        Ok(Recorded::Duplicate) => Outcome::Duplicate,
+        Err(StoreFailure::Malformed(why)) => return Outcome::Malformed(why),
+        Err(StoreFailure::Store(e)) => return Outcome::Failed(e),
+    };
+    // Duplicates wait too: the first copy may be committed but not yet on disk.
+    let ticket = hooks.flush.ticket();
+    match hooks.flush.durable(ticket).await {
+        Ok(()) => outcome,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+enum StoreFailure {
+    Malformed(&'static str),
+    Store(StoreError),
+}
+
+fn store_delivery(
+    hooks: &Webhooks,
+    id: &str,
+    event: &str,
+    body: &[u8],
+    form: bool,
+) -> Result<Recorded, StoreFailure> {
+    // A cheap look first: a redelivery is not parsed at all.
+    match hooks.store.delivery(id) {
+        Ok(Some(_)) => return Ok(Recorded::Duplicate),
+        Ok(None) => {}
+        Err(e) => return Err(StoreFailure::Store(e)),
+    }
+    let payload = parse_payload(body, form).map_err(StoreFailure::Malformed)?;
+    let delivery = Delivery {
+        id,
+        event,
+        received_at: hooks.clock.now(),
+        body,
+        payload: &payload,
+    };
+    let sink = hooks.sink.as_ref();
+    hooks
+        .store
+        .transaction(|tx| record_delivery(tx, &delivery, sink))
+        .map_err(StoreFailure::Store)
+}
+
+/// The payload: the JSON body, or the `payload` field of a form-encoded one (GitHub's other
+/// content type). Only a JSON object is a payload.
+fn parse_payload(body: &[u8], form: bool) -> Result<Value, &'static str> {
+    let value: Value = if form {
+        let json = url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned())
+            .ok_or("form body without a payload field")?;
+        serde_json::from_str(&json).map_err(|_| "malformed JSON payload")?
+    } else {
+        serde_json::from_slice(body).map_err(|_| "malformed JSON payload")?
+    };
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err("payload is not a JSON object")
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Event names become event types (`github.<name>`): lowercase words only.
+fn valid_event(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_EVENT_NAME
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// Delivery ids are store keys and part of event ids: a bounded, printable alphabet.
+fn valid_delivery(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_DELIVERY_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_are_checked() {
+        assert!(valid_event("check_suite"));
+        assert!(!valid_event("Check-Suite"));
+        assert!(!valid_event(""));
+        assert!(valid_delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+        assert!(!valid_delivery("a/b"));
+        assert!(!valid_delivery(&"x".repeat(MAX_DELIVERY_ID + 1)));
+    }
+
+    #[test]
+    fn form_bodies_carry_the_payload_field() {
+        let body = b"payload=%7B%22action%22%3A%22opened%22%7D";
+        assert_eq!(parse_payload(body, true).unwrap()["action"], "opened");
+        assert!(parse_payload(b"{\"a\":1}", false).is_ok());
+        assert!(parse_payload(b"[1]", false).is_err());
+        assert!(parse_payload(b"{", false).is_err());
+        assert!(parse_payload(b"x=1", true).is_err());
+    }
+}
