@@ -63,7 +63,10 @@ fn main() {
 
 async fn bench(sizes: Sizes, full: bool) {
     let base = std::env::var_os("EXECUTOR_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
-    println!("executor bench ({} mode)", if full { "full" } else { "smoke" });
+    println!(
+        "executor bench ({} mode)",
+        if full { "full" } else { "smoke" }
+    );
     let sim = Simulator::new(SimConfig::default());
     sim.set_rate_limits(false);
     sim.add_org(ORG, "bench");
@@ -99,7 +102,16 @@ async fn bench(sizes: Sizes, full: bool) {
     );
     // Many jobs at once: workers share fsyncs (group commit).
     let steps_each = (sizes.steps / sizes.jobs).max(5);
-    let many = measure(&base, &client, sizes.concurrency, sizes.jobs, steps_each, &log_step, run).await;
+    let many = measure(
+        &base,
+        &client,
+        sizes.concurrency,
+        sizes.jobs,
+        steps_each,
+        &log_step,
+        run,
+    )
+    .await;
     println!(
         "log steps, {:>3} jobs, concurrency {:>3}: {:>8.3} ms/step  ({:.0} steps/s)",
         sizes.jobs,
@@ -109,7 +121,16 @@ async fn bench(sizes: Sizes, full: bool) {
     );
     // Against the simulator: each step is one POST (ban) with its records.
     let ban_step = json!({"id": null, "action": "codegen.ban_checks", "with": {}});
-    let remote = measure(&base, &client, sizes.concurrency, sizes.jobs, steps_each, &ban_step, run).await;
+    let remote = measure(
+        &base,
+        &client,
+        sizes.concurrency,
+        sizes.jobs,
+        steps_each,
+        &ban_step,
+        run,
+    )
+    .await;
     println!(
         "ban steps against the simulator:     {:>8.3} ms/step  ({:.0} steps/s)",
         remote.per_step_ms(),
