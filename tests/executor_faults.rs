@@ -216,6 +216,15 @@ async fn under_faults_on_every_target_each_job_finishes_or_is_dead_lettered_and_
         for fault in every_fault() {
             assert!(met.contains(&fault), "{name}: {fault:?} never happened");
         }
+        // A request held past the client's timeout is dropped with its connection, unhandled.
+        let held = chaos
+            .log()
+            .into_iter()
+            .filter(|r| r.fault == Some(Fault::Delay(Duration::from_secs(30))));
+        assert!(
+            held.clone().all(|r| !r.handled),
+            "{name}: a held request was carried out"
+        );
         let share = met.len() as f64 / chaos.log().len() as f64;
         assert!(share > 0.2, "{name}: only {share:.2} of requests faulted");
     }
