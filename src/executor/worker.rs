@@ -16,10 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::durable::GroupFlush;
 use super::job::{
     parse_spec, store_progress, template_context, JobSpec, Progress, StepSpec, StepStatus,
-    WaitTarget, DEFAULT_WAIT_TIMEOUT,
 };
-use super::wait::{check_run, RunCheck};
-use crate::actions::codegen::{target_org, target_run};
 use crate::actions::{self, ActionError, ActionSpec, Actions, StepCall};
 use crate::clock::Clock;
 use crate::retry::RetryPolicy;
@@ -27,7 +24,7 @@ use crate::store::{JobRecord, JobState, JobUpdate, Store, StoreError};
 use crate::template;
 
 /// The action that parks a job instead of calling anything.
-const WAIT_FOR_RUN: &str = "codegen.wait_for_run";
+pub(super) const WAIT_FOR_RUN: &str = "codegen.wait_for_run";
 
 /// Where a worker left a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,14 +58,14 @@ pub struct Shared {
 }
 
 /// A job being driven, with its parsed data.
-struct JobRun {
-    record: JobRecord,
-    spec: JobSpec,
-    progress: Progress,
+pub(super) struct JobRun {
+    pub(super) record: JobRecord,
+    pub(super) spec: JobSpec,
+    pub(super) progress: Progress,
 }
 
 /// After one move: go on with the next, or hand the job back.
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Stop(Outcome),
 }
@@ -150,7 +147,7 @@ impl Shared {
             return self.pause(job).await;
         }
         if action.name == WAIT_FOR_RUN {
-            return self.wait(job, index, &step).await;
+            return self.wait_step(job, index, &step).await;
         }
         self.attempt(job, index, &step, action).await
     }
@@ -244,7 +241,7 @@ impl Shared {
         }
     }
 
-    fn complete(&self, job: &mut JobRun, index: usize, output: Value) {
+    pub(super) fn complete(&self, job: &mut JobRun, index: usize, output: Value) {
         let record = job.progress.step_mut(index);
         record.status = StepStatus::Done;
         record.output = Some(output);
@@ -290,7 +287,7 @@ impl Shared {
     }
 
     /// The step gives up: the job goes on (`continue_on_error`) or to the dead letters.
-    async fn fail(
+    pub(super) async fn fail(
         &self,
         job: &mut JobRun,
         index: usize,
@@ -347,89 +344,9 @@ impl Shared {
         Ok(Flow::Stop(Outcome::Stopped))
     }
 
-    /// `codegen.wait_for_run`: done when the run is terminal, parked until then, failed at the
-    /// deadline. Looking does not count as an attempt.
-    async fn wait(
-        &self,
-        job: &mut JobRun,
-        index: usize,
-        step: &StepSpec,
-    ) -> Result<Flow, StoreError> {
-        let params = job
-            .progress
-            .step_mut(index)
-            .params
-            .clone()
-            .unwrap_or_default();
-        let target = target_org(&params, &job.spec.context)
-            .and_then(|org| Ok((org, target_run(&params, &job.spec.context)?)));
-        let (org, run) = match target {
-            Ok(target) => target,
-            Err(err) => return self.fail(job, index, step, err).await,
-        };
-        let timeout = params
-            .get("timeout")
-            .and_then(Value::as_str)
-            .and_then(|t| humantime::parse_duration(t).ok())
-            .unwrap_or(DEFAULT_WAIT_TIMEOUT);
-        let now = self.clock.now();
-        let deadline = *job.progress.step_mut(index).wait_until.get_or_insert(
-            now + chrono::Duration::from_std(timeout).unwrap_or(chrono::TimeDelta::MAX),
-        );
-        let check = match check_run(&self.store, &self.actions.codegen, org, run).await {
-            Ok(check) => check,
-            Err(err) if err.is_permanent() => return self.fail(job, index, step, err).await,
-            Err(err) => {
-                tracing::warn!(job = job.record.id, run = run.0, error = %err, "Cannot read the awaited run; looking again later");
-                RunCheck::NotYet { tracked: false }
-            }
-        };
-        match check {
-            RunCheck::Terminal(run_json) => {
-                self.complete(job, index, run_json);
-                count_step(WAIT_FOR_RUN, "done");
-                Ok(Flow::Continue)
-            }
-            RunCheck::NotYet { .. } if now >= deadline => {
-                let err = ActionError::permanent(format!(
-                    "run {} was not terminal within {}",
-                    run.0,
-                    humantime::format_duration(timeout)
-                ));
-                self.fail(job, index, step, err).await
-            }
-            check @ RunCheck::NotYet { .. } => {
-                let target = WaitTarget {
-                    org: org.0,
-                    run: run.0,
-                    deadline,
-                };
-                let unchanged = job.record.state == JobState::Waiting
-                    && job.progress.waiting_for == Some(target)
-                    && job.progress.step_mut(index).status == StepStatus::Waiting;
-                if !unchanged {
-                    job.progress.step_mut(index).status = StepStatus::Waiting;
-                    job.progress.waiting_for = Some(target);
-                    job.progress.next_attempt_at = None;
-                    job.record.state = JobState::Waiting;
-                    if !self.save(job, true).await? {
-                        return Ok(Flow::Stop(Outcome::Closed));
-                    }
-                }
-                let recheck = now
-                    + chrono::Duration::from_std(check.recheck()).unwrap_or(chrono::TimeDelta::MAX);
-                Ok(Flow::Stop(Outcome::Parked {
-                    org: org.0,
-                    run: run.0,
-                    recheck_at: recheck.min(deadline),
-                }))
-            }
-        }
-    }
-
     /// Writes the job as it stands; false when it was closed or dropped meanwhile. With
     /// `flush`, it is durable on return.
-    async fn save(&self, job: &mut JobRun, flush: bool) -> Result<bool, StoreError> {
+    pub(super) async fn save(&self, job: &mut JobRun, flush: bool) -> Result<bool, StoreError> {
         store_progress(&mut job.record.data, &job.progress);
         let record = &job.record;
         let update = self.store.update_job(record.id, |current| {
@@ -472,7 +389,7 @@ impl Shared {
     }
 }
 
-fn count_step(action: &str, outcome: &'static str) {
+pub(super) fn count_step(action: &str, outcome: &'static str) {
     metrics::counter!("sentinel_steps_total", "action" => action.to_owned(), "outcome" => outcome)
         .increment(1);
 }
