@@ -196,7 +196,6 @@ impl Pool {
                 self.schedule.insert(id, &job.key, due, parked);
             }
         }
-        metrics::gauge!("sentinel_jobs_open").set(self.schedule.len() as f64);
         Ok(())
     }
 
@@ -231,7 +230,6 @@ impl Pool {
             let handle = self.workers.spawn(async move { shared.drive(id).await });
             self.tasks.insert(handle.id(), id);
         }
-        metrics::gauge!("sentinel_jobs_running").set(self.workers.len() as f64);
     }
 
     /// Applies where a worker left its job.

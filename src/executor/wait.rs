@@ -115,7 +115,7 @@ impl Shared {
         match check {
             RunCheck::Terminal(run_json) => {
                 self.complete(job, index, run_json);
-                count_step(WAIT_FOR_RUN, "done");
+                count_step(WAIT_FOR_RUN, "ok");
                 Ok(Flow::Continue)
             }
             RunCheck::NotYet { .. } if now >= deadline => {

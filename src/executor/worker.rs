@@ -170,7 +170,6 @@ impl Shared {
                     record.status = StepStatus::Skipped;
                     record.finished_at = Some(self.clock.now());
                     job.progress.step += 1;
-                    count_step(action.name, "skipped");
                     return Ok(Some(Flow::Continue));
                 }
                 Err(e) => {
@@ -234,7 +233,7 @@ impl Shared {
         match self.actions.execute(&call).await {
             Ok(output) => {
                 self.complete(job, index, output);
-                count_step(action.name, "done");
+                count_step(action.name, "ok");
                 Ok(Flow::Continue)
             }
             Err(err) => self.attempt_failed(job, index, step, err).await,
@@ -242,6 +241,19 @@ impl Shared {
     }
 
     pub(super) fn complete(&self, job: &mut JobRun, index: usize, output: Value) {
+        let first_effect = !job
+            .progress
+            .steps
+            .iter()
+            .any(|s| s.status == StepStatus::Done);
+        if first_effect {
+            // From the observation that fired the rule to its first effect.
+            let latency = (self.clock.now() - job.record.created_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics::histogram!(crate::metrics::TRANSITION_TO_ACTION_SECONDS)
+                .record(latency.as_secs_f64());
+        }
         let record = job.progress.step_mut(index);
         record.status = StepStatus::Done;
         record.output = Some(output);
@@ -389,8 +401,9 @@ impl Shared {
     }
 }
 
+/// Counts a step's attempt outcome (`ok`, `retry`, `failed`).
 pub(super) fn count_step(action: &str, outcome: &'static str) {
-    metrics::counter!("sentinel_steps_total", "action" => action.to_owned(), "outcome" => outcome)
+    metrics::counter!(crate::metrics::ACTIONS, "action" => action.to_owned(), "outcome" => outcome)
         .increment(1);
 }
 
