@@ -1,7 +1,10 @@
 //! codegen-sentinel: an automation daemon around Codegen agent runs.
 //!
 //! # Layout
-//! - [`actions`]: the action catalogue (parameters, outputs) and, with the executor, their effects.
+//! - [`actions`]: the action catalogue (parameters, outputs), parameter coercion, and every effect:
+//!   Codegen through the client, GitHub through octocrab, notifiers, log.
+//! - [`executor`]: durable jobs: steps in order, recorded before and after each effect, retries,
+//!   dead letters, per-key ordering, durable waits for runs.
 //! - [`api`]: the typed Codegen REST client, its wire models, errors and the shared rate budget.
 //! - [`retry`]: the one retry policy (full-jitter exponential backoff, `Retry-After` honoured).
 //! - [`sim`]: an in-process Codegen simulator (tests, benches, `demo`, `simulate serve`).
@@ -32,6 +35,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod events;
+pub mod executor;
 pub mod metrics;
 pub mod retry;
 pub mod rules;

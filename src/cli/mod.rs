@@ -6,6 +6,7 @@ mod config_source;
 pub mod demo;
 pub mod explain;
 pub mod healthcheck;
+pub mod jobs;
 pub mod rules;
 pub mod run;
 mod signals;
@@ -57,6 +58,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Pause a rule (or one key of it) until a time; list and expire silences.
     Silence(silence::SilenceArgs),
+    /// List, show, retry or drop durable jobs and dead letters (with the daemon stopped).
+    Jobs(jobs::JobsArgs),
 }
 
 /// A command failed: a usage or configuration mistake (exit 2) or a runtime failure (exit 1).
@@ -95,6 +98,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Silence(args) => silence::run(args).await,
+        Command::Jobs(args) => jobs::run(args),
     }
 }
 

@@ -227,6 +227,18 @@ impl Store {
         Ok(jobs)
     }
 
+    /// Ids of the jobs that are not finished, in id order: a scan of the `jobs_open` keys only,
+    /// cheap enough to repeat whenever new jobs may have been written.
+    pub fn open_job_ids(&self) -> Result<Vec<u64>, StoreError> {
+        ensure_outside_tx("open_job_ids")?;
+        let mut ids = Vec::new();
+        for item in self.tree(TreeName::JobsOpen).iter().keys() {
+            let key = item.map_err(StoreError::storage("scan"))?;
+            ids.push(keys::decode_id(TreeName::JobsOpen, &key)?);
+        }
+        Ok(ids)
+    }
+
     /// Atomically replaces job `id` by `f(current)`; `f` sees the latest stored record and
     /// returns None to leave it as is (say, it was dropped meanwhile). `f` may run more than once.
     pub fn update_job<F>(&self, id: u64, f: F) -> Result<JobUpdate, StoreError>

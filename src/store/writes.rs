@@ -259,6 +259,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Deletes a job and its `jobs_open` entry (an operator dropping it); false if there was none.
+    pub fn remove_job(&self, id: u64) -> Result<bool, TxAbort> {
+        let key = keys::id(id);
+        self.tree(TreeName::JobsOpen).remove(&key[..])?;
+        Ok(self.tree(TreeName::Jobs).remove(&key[..])?.is_some())
+    }
+
     /// Dedupe/cooldown/throttle state of `rule` for `key`.
     pub fn get_firing(&self, rule: &str, key: &str) -> Result<Option<FiringRecord>, TxAbort> {
         self.get_record(&keys::firing(rule, key))
