@@ -14,11 +14,13 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::{GithubClient, Notifiers};
 use crate::api::{CodegenClient, OrgId, RateBudget};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Secrets, Settings};
 use crate::engine::Engine;
 use crate::events::EventSink;
+use crate::executor::Executor;
 use crate::rules::reload::RuleSource;
 use crate::rules::Rules;
 use crate::server::AppState;
@@ -55,6 +57,8 @@ pub struct Daemon {
     pub rules: Arc<Rules>,
     secrets: Secrets,
     metrics: PrometheusHandle,
+    /// Taken by `run`.
+    executor: Option<Executor>,
     sink: Arc<dyn EventSink>,
 }
 
@@ -87,6 +91,22 @@ impl Daemon {
             clock.clone(),
         );
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let github = match (&settings.github, &secrets.github) {
+            (Some(config), Some(github_secrets)) => {
+                GithubClient::from_config(config, github_secrets, clock.clone())
+                    .context("could not set up the GitHub client")?
+            }
+            _ => None,
+        };
+        let notifiers = Notifiers::from_config(&settings.notifiers, &secrets.notifiers);
+        let executor = Executor::new(
+            store.clone(),
+            client.clone(),
+            github,
+            notifiers,
+            settings.executor.clone(),
+            clock.clone(),
+        );
         Ok(Daemon {
             settings,
             secrets,
@@ -97,6 +117,7 @@ impl Daemon {
             feed,
             rules,
             metrics,
+            executor: Some(executor),
             sink: Arc::new(engine),
         })
     }
@@ -153,7 +174,7 @@ impl Daemon {
     }
 
     /// Runs every loop until `shutdown` is cancelled or one of them fails.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut loops: JoinSet<(String, anyhow::Result<()>)> = JoinSet::new();
         let listen = self.settings.server.listen;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -167,6 +188,9 @@ impl Daemon {
                 result.map_err(anyhow::Error::from),
             )
         });
+        let (feed, cancel) = (self.feed.subscribe(), shutdown.clone());
+        let executor = self.executor.take().context("the daemon runs only once")?;
+        loops.spawn(async move { ("executor".to_owned(), executor.run(feed, cancel).await) });
         let (metrics, cancel) = (self.metrics.clone(), shutdown.clone());
         loops.spawn(async move {
             crate::metrics::run_upkeep(metrics, cancel).await;
@@ -193,9 +217,11 @@ impl Daemon {
             self.clock.clone(),
             shutdown.clone(),
         );
+        let feed = Some(self.feed.clone());
         loops.spawn(async move {
             let result =
-                crate::sources::scheduler::run_scheduler(store, rules, sink, clock, cancel).await;
+                crate::sources::scheduler::run_scheduler(store, rules, sink, clock, feed, cancel)
+                    .await;
             ("scheduler".to_owned(), result)
         });
         let (rules, cancel) = (self.rules.clone(), shutdown.clone());

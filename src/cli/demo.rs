@@ -85,10 +85,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let rules = rules_dir(args.rules.clone(), workdir.path())?;
     let notifier = spawn_printing_notifier(cancel.child_token()).await?;
+    let github = spawn_printing_github(cancel.child_token()).await?;
+    std::fs::write(workdir.path().join("github-token"), "demo-github-token")
+        .context("could not write the demo GitHub token")?;
     // The token goes through a file, as a deployment's would.
     let token_file = workdir.path().join("codegen-token");
     std::fs::write(&token_file, &token).context("could not write the demo token")?;
-    let config = demo_config(&server.base_url, workdir.path(), &rules, &notifier);
+    let config = demo_config(&server.base_url, workdir.path(), &rules, &notifier, &github);
     let config_path = workdir.path().join("sentinel.yaml");
     let settings = parse_settings(&config_path, &config).map_err(|d| {
         let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
@@ -134,18 +137,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_config(base_url: &str, dir: &Path, rules: &Path, notifier: &str) -> String {
+fn demo_config(base_url: &str, dir: &Path, rules: &Path, notifier: &str, github: &str) -> String {
     format!(
         "codegen:\n  base_url: {base_url}\n  token_file: {}\n  org_ids: [{DEMO_ORG}]\n  \
          poll_interval: 1s\n  stall_after: 10m\n  deep_resync: 10m\n\
          store:\n  path: {}\n\
          server:\n  listen: 127.0.0.1:0\n\
          rules:\n  paths: [{}]\n\
+         github:\n  base_url: {github}\n  token_file: {}\n\
          notifiers:\n  ops:\n    type: webhook\n    url: {notifier}\n\
          vars:\n  default_sandbox_id: 42\n",
         dir.join("codegen-token").display(),
         dir.join("store").display(),
         rules.display(),
+        dir.join("github-token").display(),
     )
 }
 
@@ -164,6 +169,67 @@ fn rules_dir(explicit: Option<PathBuf>, workdir: &Path) -> anyhow::Result<PathBu
         std::fs::write(dir.join(name), text)?;
     }
     Ok(dir)
+}
+
+/// A stand-in for the GitHub REST API that prints the comments, labels and statuses it is sent
+/// (and lists the comments back, so the executor's duplicate check works as against GitHub).
+async fn spawn_printing_github(cancel: CancellationToken) -> anyhow::Result<String> {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    type Comments = Arc<std::sync::Mutex<BTreeMap<String, Vec<serde_json::Value>>>>;
+
+    async fn list(
+        State(comments): State<Comments>,
+        UrlPath((owner, repo, number)): UrlPath<(String, String, u64)>,
+    ) -> Json<serde_json::Value> {
+        let key = format!("{owner}/{repo}#{number}");
+        let all = comments.lock().map(|c| c.get(&key).cloned()).ok().flatten();
+        Json(serde_json::Value::Array(all.unwrap_or_default()))
+    }
+
+    async fn create(
+        State(comments): State<Comments>,
+        UrlPath((owner, repo, number)): UrlPath<(String, String, u64)>,
+        Json(body): Json<serde_json::Value>,
+    ) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+        let key = format!("{owner}/{repo}#{number}");
+        let text = body["body"].as_str().unwrap_or_default();
+        let shown = text.lines().next().unwrap_or_default();
+        println!("          💬 GitHub comment on {key}: {shown}");
+        let mut all = comments.lock().unwrap_or_else(|p| p.into_inner());
+        let list = all.entry(key.clone()).or_default();
+        let id = list.len() as u64 + 1;
+        let comment = serde_json::json!({
+            "id": id,
+            "body": text,
+            "html_url": format!("https://github.com/{owner}/{repo}/pull/{number}#issuecomment-{id}"),
+        });
+        list.push(comment.clone());
+        (axum::http::StatusCode::CREATED, Json(comment))
+    }
+
+    async fn other(uri: axum::http::Uri, body: String) -> Json<serde_json::Value> {
+        println!("          🐙 GitHub {uri}: {body}");
+        Json(serde_json::json!({}))
+    }
+
+    let comments: Comments = Arc::default();
+    let app = Router::new()
+        .route(
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            get(list).post(create),
+        )
+        .fallback(post(other))
+        .with_state(comments);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
+    });
+    Ok(url)
 }
 
 /// A local endpoint for the `ops` notifier that prints what it is sent.

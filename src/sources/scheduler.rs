@@ -13,6 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -206,21 +207,31 @@ impl Scheduler {
     }
 }
 
-/// Fires scheduled rules until cancelled. Each pass is durable before the next wait.
+/// Fires scheduled rules until cancelled. Each pass is durable before the next wait; its events
+/// are then published on `feed` (which wakes the executor for the jobs they fired).
 pub async fn run_scheduler(
     store: Store,
     rules: Arc<ArcSwap<RuleSet>>,
     sink: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
+    feed: Option<broadcast::Sender<Arc<EventRecord>>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut scheduler = Scheduler::new(store, rules, sink, clock.clone());
     loop {
         let wait = match scheduler.pass().await {
-            Ok(report) => report
-                .next
-                .map(|next| (next - clock.now()).to_std().unwrap_or(Duration::ZERO))
-                .map_or(MAX_NAP, |until| until.min(MAX_NAP)),
+            Ok(report) => {
+                if let Some(feed) = &feed {
+                    for event in &report.events {
+                        // No listener is fine: the feed only wakes whoever listens.
+                        let _ = feed.send(Arc::new(event.clone()));
+                    }
+                }
+                report
+                    .next
+                    .map(|next| (next - clock.now()).to_std().unwrap_or(Duration::ZERO))
+                    .map_or(MAX_NAP, |until| until.min(MAX_NAP))
+            }
             Err(error) => {
                 tracing::warn!(%error, "Schedule pass failed; retrying");
                 RETRY_AFTER_FAILURE
