@@ -160,6 +160,7 @@ impl Daemon {
         .with_clock(self.clock.clone())
         .with_feed(self.feed.clone());
         let rules = self.rules.clone();
+        let rules_status = self.rules.clone();
         let state = AppState::new(
             self.store.clone(),
             Arc::new(webhooks),
@@ -168,6 +169,9 @@ impl Daemon {
         )
         .with_orgs(self.settings.org_ids().to_vec())
         .with_rules_hash(move || Some(rules.status().hash))
+        .with_rules_status(move || {
+            serde_json::to_value(rules_status.status()).unwrap_or(serde_json::Value::Null)
+        })
         .with_rate_budget(self.client.budget().clone())
         .with_clock(self.clock.clone());
         crate::server::app(state)

@@ -87,6 +87,8 @@ pub struct Probes {
     pub alive: Check,
     /// Hash of the loaded rule set; None while no rules are loaded (`/readyz` waits for it).
     pub rules_hash: Arc<dyn Fn() -> Option<String> + Send + Sync>,
+    /// What `/status` shows of the rules (count, files, last reload error); null when unknown.
+    pub rules: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
     /// Jobs by state.
     pub jobs: Arc<dyn Fn() -> Result<JobCounts, StoreError> + Send + Sync>,
     /// The Codegen client's rate budget, for the rate-limit wait counters.
@@ -122,6 +124,7 @@ impl AppState {
                 poller,
                 alive: Arc::new(|| true),
                 rules_hash: Arc::new(|| None),
+                rules: Arc::new(|| serde_json::Value::Null),
                 jobs: Arc::new(move || count_jobs(&jobs_store)),
                 rate_budget: None,
                 clock: Arc::new(SystemClock),
@@ -142,6 +145,15 @@ impl AppState {
         f: impl Fn() -> Option<String> + Send + Sync + 'static,
     ) -> AppState {
         self.probes.rules_hash = Arc::new(f);
+        self
+    }
+
+    /// What `/status` shows under `rules` (the daemon passes the rule set's status).
+    pub fn with_rules_status(
+        mut self,
+        f: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> AppState {
+        self.probes.rules = Arc::new(f);
         self
     }
 
@@ -291,6 +303,7 @@ async fn status(State(state): State<AppState>) -> Response {
     let body = json!({
         "version": probes.version,
         "rules_hash": (probes.rules_hash)(),
+        "rules": (probes.rules)(),
         "orgs": probes.orgs,
         "last_poll": {
             "at": last_poll,

@@ -28,10 +28,18 @@ fn write_config(dir: &Path, base_url: &str, port: u16) -> std::path::PathBuf {
          poll_interval: 200ms\n\
          store:\n  path: {}\n\
          server:\n  listen: 127.0.0.1:{port}\n\
+         rules:\n  paths: [{}]\n\
          github:\n  webhook_secrets_env: SENTINEL_TEST_WEBHOOK_SECRETS\n\
          notifiers:\n  audit:\n    type: webhook\n    url: http://127.0.0.1:9/hook\n    secret_env: SENTINEL_TEST_NOTIFY_SECRET\n",
-        dir.join("store").display()
+        dir.join("store").display(),
+        dir.join("rules").display(),
     );
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(
+        dir.join("rules/log.yaml"),
+        "rules:\n  - name: log-prs\n    trigger: github.pull_request\n    steps:\n      - action: log\n        with: { message: \"PR {{ payload.number }}\" }\n",
+    )
+    .unwrap();
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -126,6 +134,42 @@ async fn a_running_daemon_is_healthy_serves_webhooks_and_never_shows_a_secret() 
         .await
         .unwrap();
     assert!(status["version"].is_string(), "{status}");
+    assert_eq!(status["rules"]["rules"], 1, "{status}");
+    assert!(status["rules"]["last_error"].is_null(), "{status}");
+
+    // A broken rule file is refused: the old set keeps running and /status says why.
+    std::fs::write(
+        dir.path().join("rules/broken.yaml"),
+        "rules:\n  - name: x\n    trigger: run.nope\n    steps: []\n",
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status: serde_json::Value = http
+            .get(format!("{base}/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !status["rules"]["last_error"].is_null() {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reload error never shown: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["rules"]["rules"], 1, "the old set is kept: {status}");
+    assert!(
+        status["rules"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("broken.yaml"),
+        "{status}"
+    );
 
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
