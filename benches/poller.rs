@@ -1,7 +1,8 @@
 //! Requests per poller tick against the simulator, compared with the naive approach of one GET
 //! per non-terminal run plus a page for new runs. Counts, not times: the figures are exact.
 //!
-//! `cargo bench --bench poller` prints a table; docs/poller.md records it.
+//! `cargo bench --bench poller` prints a table; docs/poller.md records it. Without `--bench` (as
+//! under `cargo test --all-targets`) it runs a small smoke version of the same scenarios.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,13 +18,31 @@ use codegen_sentinel::store::{Store, StoreOptions};
 use secrecy::SecretString;
 
 const ORG: i64 = 7;
-const STORED: usize = 10_000;
-const ACTIVE: usize = 200;
-const NEW_PER_TICK: usize = 20;
-const TICKS: usize = 40;
+/// The full run's sizes: (stored runs, non-terminal, new per tick, ticks).
+const FULL: Sizes = Sizes {
+    stored: 10_000,
+    active: 200,
+    new_per_tick: 20,
+    ticks: 40,
+};
+/// The smoke run's sizes.
+const SMOKE: Sizes = Sizes {
+    stored: 600,
+    active: 40,
+    new_per_tick: 4,
+    ticks: 4,
+};
 const INTERVAL: Duration = Duration::from_secs(15);
 /// Ticks per deep resync at the defaults (15 s interval, 1 h resync).
 const TICKS_PER_DEEP: f64 = 240.0;
+
+#[derive(Clone, Copy)]
+struct Sizes {
+    stored: usize,
+    active: usize,
+    new_per_tick: usize,
+    ticks: usize,
+}
 
 struct Scenario {
     name: &'static str,
@@ -35,8 +54,14 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let n = if std::env::args().any(|a| a == "--bench") {
+        FULL
+    } else {
+        SMOKE
+    };
     println!(
-        "{STORED} stored runs, {ACTIVE} non-terminal, {NEW_PER_TICK} new per tick, {TICKS} ticks\n"
+        "{} stored runs, {} non-terminal, {} new per tick, {} ticks\n",
+        n.stored, n.active, n.new_per_tick, n.ticks
     );
     println!("| scenario | poller requests/tick | + deep resync (amortized) | naive requests/tick | ratio |");
     println!("|---|---|---|---|---|");
@@ -46,27 +71,28 @@ fn main() -> anyhow::Result<()> {
             scattered: 0,
         },
         Scenario {
-            name: "50 of them paused long ago, spread through history",
-            scattered: 50,
+            name: "a quarter of them paused long ago, spread through history",
+            scattered: n.active / 4,
         },
         Scenario {
-            name: "all 200 paused long ago, spread through history",
-            scattered: 200,
+            name: "all of them paused long ago, spread through history",
+            scattered: n.active,
         },
     ] {
-        rt.block_on(run(&scenario))?;
+        rt.block_on(run(&scenario, n))?;
     }
     Ok(())
 }
 
-async fn run(scenario: &Scenario) -> anyhow::Result<()> {
+async fn run(scenario: &Scenario, n: Sizes) -> anyhow::Result<()> {
+    let (stored, active, new_per_tick, ticks) = (n.stored, n.active, n.new_per_tick, n.ticks);
     let sim = Simulator::new(SimConfig::default());
     sim.set_rate_limits(false);
     sim.add_org(ORG, "bench");
     sim.add_user(ORG, 1, "bench");
     sim.add_token("bench-token", 1);
-    let mut ids = Vec::with_capacity(STORED);
-    for i in 0..STORED {
+    let mut ids = Vec::with_capacity(stored);
+    for i in 0..stored {
         ids.push(sim.create_run(ORG, RunPlan::ends("COMPLETE")));
         if i % 50 == 0 {
             sim.advance(Duration::from_secs(1));
@@ -74,19 +100,19 @@ async fn run(scenario: &Scenario) -> anyhow::Result<()> {
     }
     sim.advance(Duration::from_secs(3600));
     // Old non-terminal runs (paused long ago), evenly spread; the rest are the newest runs.
-    let step = STORED / scenario.scattered.max(1);
+    let step = stored / scenario.scattered.max(1);
     for k in 0..scenario.scattered {
         sim.set_status(ORG, ids[k * step], Some("PAUSED"));
     }
     let mut rotating: VecDeque<i64> = ids
         .iter()
         .rev()
-        .take(ACTIVE - scenario.scattered)
+        .take(active - scenario.scattered)
         .rev()
         .copied()
         .collect();
     for &id in &rotating {
-        sim.set_status(ORG, id, Some("ACTIVE"));
+        sim.set_status(ORG, id, Some("active"));
     }
     let server = sim.clone().serve("127.0.0.1:0".parse()?).await?;
     let client = CodegenClient::builder(&server.base_url, SecretString::from("bench-token"))
@@ -106,17 +132,17 @@ async fn run(scenario: &Scenario) -> anyhow::Result<()> {
     let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
     let mut poller = Poller::new(config, client, store, clock_dyn, Arc::new(NoSink))?;
     let deep = poller.deep_resync().await?.requests();
-    assert_eq!(poller.tracked_open(), ACTIVE);
+    assert_eq!(poller.tracked_open(), active);
     // The paused runs have been paused for more than `stall_after` by the time we measure.
     clock.advance(Duration::from_secs(31 * 60));
     poller.poll_once().await?;
 
     let mut total = 0u32;
-    for _ in 0..TICKS {
+    for _ in 0..ticks {
         // Steady state: 20 new active runs, the 20 oldest active ones finish.
-        for _ in 0..NEW_PER_TICK {
+        for _ in 0..new_per_tick {
             let id = sim.create_run(ORG, RunPlan::completes());
-            sim.set_status(ORG, id, Some("ACTIVE"));
+            sim.set_status(ORG, id, Some("active"));
             rotating.push_back(id);
             if let Some(done) = rotating.pop_front() {
                 sim.set_status(ORG, done, Some("COMPLETE"));
@@ -126,11 +152,11 @@ async fn run(scenario: &Scenario) -> anyhow::Result<()> {
         clock.advance(INTERVAL);
         total += poller.poll_once().await?.requests();
     }
-    assert_eq!(poller.tracked_open(), ACTIVE);
-    let per_tick = f64::from(total) / TICKS as f64;
+    assert_eq!(poller.tracked_open(), active);
+    let per_tick = f64::from(total) / ticks as f64;
     let amortized = per_tick + f64::from(deep) / TICKS_PER_DEEP;
     // One GET per non-terminal run, plus one page for the new runs.
-    let naive = (ACTIVE + 1) as f64;
+    let naive = (active + 1) as f64;
     println!(
         "| {} | {per_tick:.1} | {amortized:.1} | {naive:.0} | {:.3}x |",
         scenario.name,
