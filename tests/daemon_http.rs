@@ -231,3 +231,137 @@ async fn healthcheck_fails_when_nothing_answers() {
     let out = healthcheck(&config).await;
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_delivery() {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    let child = daemon(&config);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !healthcheck(&config).await.status.success() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let body = Arc::new(
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/github/pull_request.opened.json"
+        ))
+        .unwrap(),
+    );
+    let signature = sign(WEBHOOK_CANARY.as_bytes(), &body);
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut senders = Vec::new();
+    for sender in 0..6 {
+        let (base, body, signature, acknowledged) = (
+            base.clone(),
+            body.clone(),
+            signature.clone(),
+            acknowledged.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for i in 0.. {
+                let delivery = format!("load-{sender}-{i}");
+                let sent = http
+                    .post(format!("{base}/webhooks/github"))
+                    .header("X-GitHub-Event", "pull_request")
+                    .header("X-GitHub-Delivery", &delivery)
+                    .header("X-Hub-Signature-256", &signature)
+                    .header("Content-Type", "application/json")
+                    .body(body.as_ref().clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(answer) if answer.status() == 202 => {
+                        acknowledged.lock().unwrap().insert(delivery);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return, // the daemon stopped listening
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopping = tokio::time::Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = stopping.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The default shutdown grace is 10 s; stopping must not take longer than that and a margin.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+    for sender in senders {
+        sender.await.unwrap();
+    }
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 20,
+        "load was applied: {}",
+        acknowledged.len()
+    );
+    let store = codegen_sentinel::store::Store::open(codegen_sentinel::store::StoreOptions::new(
+        dir.path().join("store"),
+    ))
+    .unwrap();
+    let stored: BTreeSet<String> = store.deliveries().map(|d| d.unwrap().id).collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    let open_before = store.open_jobs().unwrap().len();
+    println!(
+        "stopped in {took:?}: {} deliveries acknowledged, {} stored, {open_before} jobs open",
+        acknowledged.len(),
+        stored.len()
+    );
+    drop(store);
+
+    // After a restart the jobs left by the stop run to the end.
+    let child = daemon(&config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !healthcheck(&config).await.status.success() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let store = codegen_sentinel::store::Store::open(codegen_sentinel::store::StoreOptions::new(
+        dir.path().join("store"),
+    ))
+    .unwrap();
+    let jobs = store.jobs().count();
+    assert_eq!(
+        jobs,
+        acknowledged.len().max(stored.len()),
+        "one job per stored delivery"
+    );
+    assert!(
+        store.open_jobs().unwrap().is_empty(),
+        "{open_before} jobs were open at the stop; all finish after the restart"
+    );
+}
