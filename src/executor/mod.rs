@@ -9,7 +9,6 @@
 //! arrives.
 
 pub mod admin;
-pub mod durable;
 pub mod job;
 pub mod schedule;
 pub mod wait;
@@ -124,7 +123,6 @@ impl Executor {
         let instance = instance_id(&self.store).context("reading the executor id")?;
         let shared = Arc::new(Shared {
             store: self.store.clone(),
-            flusher: durable::GroupFlush::new(self.store.clone()),
             actions: self.actions.clone(),
             clock: self.clock.clone(),
             env: crate::template::environment(),
@@ -164,7 +162,7 @@ impl Executor {
         }
         pool.drain(self.settings.shutdown_grace).await;
         pool.shared
-            .flusher
+            .store
             .flush()
             .await
             .context("flushing the store")?;

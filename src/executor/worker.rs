@@ -13,7 +13,6 @@ use minijinja::Environment;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::durable::GroupFlush;
 use super::job::{
     parse_spec, store_progress, template_context, JobSpec, Progress, StepSpec, StepStatus,
 };
@@ -46,8 +45,6 @@ pub enum Outcome {
 /// What every worker shares.
 pub struct Shared {
     pub store: Store,
-    /// Group commit of every worker's records.
-    pub flusher: GroupFlush,
     pub actions: Actions,
     pub clock: Arc<dyn Clock>,
     pub env: Environment<'static>,
@@ -375,7 +372,7 @@ impl Shared {
             }
         }
         if flush {
-            self.flusher.flush().await?;
+            self.store.flush().await?;
         }
         Ok(true)
     }

@@ -9,7 +9,6 @@
 //! are written in one transaction (the event sink reacting inside it), flushed, and answered 202.
 
 mod body;
-mod flush;
 mod outcome;
 mod record;
 mod reject_log;
@@ -40,7 +39,6 @@ pub use signature::{sign, Rejection, Verifier};
 pub use subject::{pr_subject, PrSubject};
 
 use body::BodyReader;
-use flush::GroupFlush;
 use outcome::{log_outcome, Outcome};
 use reject_log::RejectLog;
 
@@ -58,7 +56,6 @@ pub struct Webhooks {
     store: Store,
     sink: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
-    flush: GroupFlush,
     rejections: RejectLog,
     feed: Option<broadcast::Sender<Arc<EventRecord>>>,
 }
@@ -85,7 +82,6 @@ impl Webhooks {
         Webhooks {
             verifier: Verifier::new(secrets),
             reader: BodyReader::new(max_body),
-            flush: GroupFlush::new(store.clone()),
             store,
             sink,
             clock: Arc::new(SystemClock),
@@ -203,9 +199,8 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
         Err(StoreFailure::Store(e)) => return Outcome::Failed(e),
     };
     // Duplicates wait too: the first copy may be committed but not yet on disk.
-    let ticket = hooks.flush.ticket();
-    match hooks.flush.durable(ticket).await {
-        Ok(()) => outcome,
+    match hooks.store.flush().await {
+        Ok(_) => outcome,
         Err(e) => Outcome::Failed(e),
     }
 }
