@@ -203,11 +203,7 @@ impl Poller {
                 .and_then(|t| t.to_utc())
                 .unwrap_or(record.first_seen);
             index.created.insert(record.run_id, created);
-            let terminal = record
-                .status
-                .as_deref()
-                .is_some_and(|s| crate::api::RunStatus::parse(s).is_terminal());
-            if !terminal {
+            if !record.is_terminal() {
                 index.open.insert(record.run_id);
                 if record.stalled_reported {
                     index.stalled.insert(record.run_id, None);

@@ -35,7 +35,6 @@ pub use read::{JobUpdate, Records};
 pub use records::{
     is_terminal_status, DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord,
     JobState, JournalRecord, RunRecord, ScheduleMark, SilenceRecord, TransitionRecord,
-    TERMINAL_STATUSES,
 };
 pub use retention::{run_retention, PruneStats, RetentionPolicy};
 pub use trees::TreeName;

@@ -64,22 +64,10 @@ impl JobState {
     }
 }
 
-/// Run statuses after which a run does no more work (DESIGN §5). Any other status, unknown ones
-/// and a missing status included, counts as active so that the run keeps being watched.
-pub const TERMINAL_STATUSES: [&str; 8] = [
-    "COMPLETE",
-    "FAILED",
-    "ERROR",
-    "CANCELLED",
-    "STOPPED",
-    "TIMEOUT",
-    "MAX_ITERATIONS_REACHED",
-    "OUT_OF_TOKENS",
-];
-
-/// Whether `status` is one of [`TERMINAL_STATUSES`].
+/// Whether `status` (as stored) is terminal: the API's own classification, so the store's
+/// `runs_active` index and the poller never disagree.
 pub fn is_terminal_status(status: &str) -> bool {
-    TERMINAL_STATUSES.contains(&status)
+    crate::api::RunStatus::parse(status).is_terminal()
 }
 
 /// `runs`: the latest stored snapshot of an agent run.
