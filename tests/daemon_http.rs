@@ -171,14 +171,7 @@ async fn a_running_daemon_is_healthy_serves_webhooks_and_never_shows_a_secret() 
         "{status}"
     );
 
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = terminate(child).await;
     assert_eq!(out.status.code(), Some(0));
     let logs = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -291,14 +284,7 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stopping = tokio::time::Instant::now();
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = terminate(child).await;
     let took = stopping.elapsed();
     assert_eq!(
         out.status.code(),
@@ -341,14 +327,7 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = terminate(child).await;
     assert_eq!(out.status.code(), Some(0));
     let store = codegen_sentinel::store::Store::open(codegen_sentinel::store::StoreOptions::new(
         dir.path().join("store"),

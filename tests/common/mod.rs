@@ -62,3 +62,15 @@ pub fn fast_retry() -> RetryPolicy {
         cap: Duration::from_millis(50),
     }
 }
+
+/// Sends SIGTERM to a daemon process and waits for it to exit.
+pub async fn terminate(child: std::process::Child) -> std::process::Output {
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    tokio::task::spawn_blocking(move || child.wait_with_output().expect("the daemon exits"))
+        .await
+        .expect("waiting task")
+}
