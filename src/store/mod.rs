@@ -200,10 +200,14 @@ impl Store {
     /// paused time (tests) does not move its clock while a blocking task runs.
     async fn flush_now(&self) -> Result<usize, StoreError> {
         let db = self.inner.db.clone();
-        let written = match tokio::task::spawn_blocking(move || db.flush()).await {
-            Ok(written) => written,
-            // The blocking pool is shutting down: flush from here instead.
-            Err(_) => self.inner.db.flush(),
+        let written = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => match runtime.spawn_blocking(move || db.flush()).await {
+                Ok(written) => written,
+                // The blocking pool is shutting down: flush from here instead.
+                Err(_) => self.inner.db.flush(),
+            },
+            // Driven by a plain executor (a CLI command's `block_on`): flush right here.
+            Err(_) => db.flush(),
         };
         written.map_err(StoreError::storage("flush"))
     }
