@@ -18,6 +18,10 @@ use codegen_sentinel::store::{Store, StoreOptions};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
+/// The allocator of the `codegen-sentinel` binary (src/main.rs), so the figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

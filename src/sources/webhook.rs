@@ -6,9 +6,11 @@
 //! raw bytes under each configured secret → 401; `X-GitHub-Event` / `X-GitHub-Delivery` → 400
 //! when missing or odd; `ping` → 200; a delivery id already stored → 200, nothing processed;
 //! a body that is not a JSON object → 400. Otherwise the delivery and its `github.<event>` event
-//! are written in one transaction (the event sink reacting inside it), flushed, and answered 202.
+//! are recorded by the one delivery writer ([`Intake`]), in a transaction shared with the
+//! deliveries queued alongside (the event sink reacting inside it), flushed, and answered 202.
 
 mod body;
+mod intake;
 mod outcome;
 mod record;
 mod reject_log;
@@ -25,16 +27,18 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use secrecy::SecretString;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::clock::{Clock, SystemClock};
 use crate::events::EventSink;
 use crate::metrics as names;
-use crate::store::{EventRecord, Store, StoreError};
+use crate::store::{EventRecord, Store};
 
 pub use body::{BodyError, BODY_TIMEOUT, MIN_BODY_BUDGET};
-pub use record::{event_id, record_delivery, Delivery, Recorded};
+pub use intake::{Intake, IntakeError};
+pub use record::{event_id, record_delivery, take_payload, Delivery, Recorded};
 pub use signature::{sign, Rejection, Verifier};
 pub use subject::{pr_subject, PrSubject};
 
@@ -54,7 +58,7 @@ pub struct Webhooks {
     verifier: Verifier,
     reader: BodyReader,
     store: Store,
-    sink: Arc<dyn EventSink>,
+    intake: Intake,
     clock: Arc<dyn Clock>,
     rejections: RejectLog,
     feed: Option<broadcast::Sender<Arc<EventRecord>>>,
@@ -82,8 +86,8 @@ impl Webhooks {
         Webhooks {
             verifier: Verifier::new(secrets),
             reader: BodyReader::new(max_body),
+            intake: Intake::new(store.clone(), sink),
             store,
-            sink,
             clock: Arc::new(SystemClock),
             rejections: RejectLog::default(),
             feed: None,
@@ -181,80 +185,57 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-    let (hooks, id, event) = (hooks.clone(), id.to_owned(), event.to_owned());
-    // Parsing and the transaction are CPU and a short blocking lock: off the async workers.
-    let stored = tokio::task::spawn_blocking(move || {
-        let result = store_delivery(&hooks, &id, &event, &held.bytes, form);
-        (hooks, result)
-    })
-    .await;
-    let (hooks, result) = match stored {
-        Ok(done) => done,
-        Err(_) => return Outcome::Internal,
+    // A cheap look first: a redelivery is not parsed at all. It still waits for a flush below:
+    // the first copy may be committed but not yet on disk.
+    match hooks.store.delivery(id) {
+        Ok(Some(_)) => {
+            return match hooks.store.flush().await {
+                Ok(_) => Outcome::Duplicate,
+                Err(e) => Outcome::Failed(Arc::new(e)),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return Outcome::Failed(Arc::new(e)),
+    }
+    let (raw, payload) = match parse_payload(&held.bytes, form) {
+        Ok(parsed) => parsed,
+        Err(why) => return Outcome::Malformed(why),
     };
-    let outcome = match result {
+    let delivery = Delivery::new(
+        id.to_owned(),
+        event.to_owned(),
+        hooks.clock.now(),
+        raw,
+        payload,
+    );
+    // The body's share of the memory budget is held until the delivery is recorded.
+    let recorded = hooks.intake.record(delivery).await;
+    drop(held);
+    match recorded {
         Ok(Recorded::New(event)) => Outcome::Accepted(event),
         Ok(Recorded::Duplicate) => Outcome::Duplicate,
-        Err(StoreFailure::Malformed(why)) => return Outcome::Malformed(why),
-        Err(StoreFailure::Store(e)) => return Outcome::Failed(e),
-    };
-    // Duplicates wait too: the first copy may be committed but not yet on disk.
-    match hooks.store.flush().await {
-        Ok(_) => outcome,
-        Err(e) => Outcome::Failed(e),
+        Err(IntakeError::Store(e)) => Outcome::Failed(e),
+        Err(IntakeError::Stopped) => Outcome::Internal,
     }
 }
 
-enum StoreFailure {
-    Malformed(&'static str),
-    Store(StoreError),
-}
-
-fn store_delivery(
-    hooks: &Webhooks,
-    id: &str,
-    event: &str,
-    body: &[u8],
-    form: bool,
-) -> Result<Recorded, StoreFailure> {
-    // A cheap look first: a redelivery is not parsed at all.
-    match hooks.store.delivery(id) {
-        Ok(Some(_)) => return Ok(Recorded::Duplicate),
-        Ok(None) => {}
-        Err(e) => return Err(StoreFailure::Store(e)),
-    }
-    let payload = parse_payload(body, form).map_err(StoreFailure::Malformed)?;
-    let delivery = Delivery {
-        id,
-        event,
-        received_at: hooks.clock.now(),
-        body,
-        payload: &payload,
-    };
-    let sink = hooks.sink.as_ref();
-    hooks
-        .store
-        .transaction(|tx| record_delivery(tx, &delivery, sink))
-        .map_err(StoreFailure::Store)
-}
-
-/// The payload: the JSON body, or the `payload` field of a form-encoded one (GitHub's other
-/// content type). Only a JSON object is a payload.
-fn parse_payload(body: &[u8], form: bool) -> Result<Value, &'static str> {
-    let value: Value = if form {
-        let json = url::form_urlencoded::parse(body)
+/// The payload, as its JSON text and parsed: the JSON body, or the `payload` field of a
+/// form-encoded one (GitHub's other content type). Only a JSON object is a payload.
+fn parse_payload(body: &[u8], form: bool) -> Result<(Box<RawValue>, Value), &'static str> {
+    let text = if form {
+        url::form_urlencoded::parse(body)
             .find(|(k, _)| k == "payload")
             .map(|(_, v)| v.into_owned())
-            .ok_or("form body without a payload field")?;
-        serde_json::from_str(&json).map_err(|_| "malformed JSON payload")?
+            .ok_or("form body without a payload field")?
     } else {
-        serde_json::from_slice(body).map_err(|_| "malformed JSON payload")?
+        String::from_utf8(body.to_vec()).map_err(|_| "malformed JSON payload")?
     };
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err("payload is not a JSON object")
+    let value: Value = serde_json::from_str(&text).map_err(|_| "malformed JSON payload")?;
+    if !value.is_object() {
+        return Err("payload is not a JSON object");
     }
+    let raw = RawValue::from_string(text).map_err(|_| "malformed JSON payload")?;
+    Ok((raw, value))
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -294,7 +275,7 @@ mod tests {
     #[test]
     fn form_bodies_carry_the_payload_field() {
         let body = b"payload=%7B%22action%22%3A%22opened%22%7D";
-        assert_eq!(parse_payload(body, true).unwrap()["action"], "opened");
+        assert_eq!(parse_payload(body, true).unwrap().1["action"], "opened");
         assert!(parse_payload(b"{\"a\":1}", false).is_ok());
         assert!(parse_payload(b"[1]", false).is_err());
         assert!(parse_payload(b"{", false).is_err());

@@ -1,5 +1,6 @@
 //! Versioned record encoding: the `Record` trait, its one-version macro and error context.
 
+use super::compress;
 use super::error::StoreError;
 use super::keys;
 use super::trees::TreeName;
@@ -15,21 +16,27 @@ pub trait Record: Sized {
     fn from_json(bytes: &[u8]) -> serde_json::Result<Self>;
 }
 
-/// Encodes `record`, naming its tree on failure.
+/// Encodes `record` into the bytes to store (compressed when large), naming its tree on failure.
 pub(crate) fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
-    record.to_json().map_err(|source| StoreError::Encode {
-        tree: R::TREE.as_str(),
-        source,
-    })
+    record
+        .to_json()
+        .map(compress::pack)
+        .map_err(|source| StoreError::Encode {
+            tree: R::TREE.as_str(),
+            source,
+        })
 }
 
 /// Decodes the value stored at `key`, naming the tree and key on failure.
 pub(crate) fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R, StoreError> {
-    R::from_json(bytes).map_err(|source| StoreError::Decode {
-        tree: R::TREE.as_str(),
-        key: keys::describe(R::TREE, key),
-        source,
-    })
+    compress::unpack(bytes)
+        .map_err(serde_json::Error::io)
+        .and_then(|json| R::from_json(&json))
+        .map_err(|source| StoreError::Decode {
+            tree: R::TREE.as_str(),
+            key: keys::describe(R::TREE, key),
+            source,
+        })
 }
 
 /// Implements [`Record`] for a record whose only stored version is `"1"`: `{"v":"1", ...}`.

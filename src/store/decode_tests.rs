@@ -78,6 +78,11 @@ fn delivery_record_v1_decodes_text_and_byte_bodies() {
         "body":[255,0,1],"processed":false}"#,
     );
     assert_eq!(bytes.body, vec![255, 0, 1]);
+    let bodiless: DeliveryRecord = decode_v(
+        r#"{"v":"1","id":"d-3","event":"pull_request","received_at":"2025-03-01T10:00:00Z",
+        "processed":true}"#,
+    );
+    assert!(bodiless.body.is_empty());
 }
 
 #[test]

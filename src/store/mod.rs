@@ -12,9 +12,11 @@
 //! `docs/store.md`.
 
 mod codec;
+mod compress;
 mod error;
 pub mod keys;
 pub mod pr_index;
+mod raw_event;
 pub mod read;
 pub mod records;
 pub mod retention;

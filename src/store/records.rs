@@ -131,8 +131,10 @@ pub struct DeliveryRecord {
     /// The `X-GitHub-Event` name.
     pub event: String,
     pub received_at: DateTime<Utc>,
-    /// The raw body, exactly the bytes the signature covered.
-    #[serde(with = "body_bytes")]
+    /// The raw body. Empty (and not written) when the payload is stored once, verbatim, as
+    /// its event's `data.payload`, which is how the receiver stores deliveries; records that
+    /// carry a body still decode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "body_bytes")]
     pub body: Vec<u8>,
     /// Whether the engine has turned it into an event.
     pub processed: bool,

@@ -1,12 +1,15 @@
 //! The typed writes and reads of one transaction: [`Tx`] and the inputs of its inserts.
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sled::transaction::TransactionalTree;
 
 use super::codec::{self, Record};
+use super::compress;
 use super::error::StoreError;
 use super::keys;
+use super::raw_event::{self, DataWithPayload, RawEvent};
 use super::records::*;
 use super::trees::TreeName;
 use super::tx::TxAbort;
@@ -173,16 +176,9 @@ impl Tx<'_> {
     /// Inserts an event and its indexes; returns its new seq, or None (writing nothing) when an
     /// event with the same stable id already exists.
     pub fn insert_event(&self, event: NewEvent) -> Result<Option<u64>, TxAbort> {
-        let ids = self.tree(TreeName::EventIds);
-        if ids.get(event.id.as_bytes())?.is_some() {
+        let Some(seq) = self.claim_event(&event)? else {
             return Ok(None);
-        }
-        let seq = self.next_id()?;
-        if let (Some(org), Some(run)) = (event.org_id, event.run_id) {
-            self.tree(TreeName::RunEvents)
-                .insert(&keys::run_event(org, run, seq)[..], &[][..])?;
-        }
-        ids.insert(event.id.as_bytes(), &keys::id(seq)[..])?;
+        };
         let record = EventRecord {
             seq,
             id: event.id,
@@ -194,6 +190,65 @@ impl Tx<'_> {
             data: event.data,
         };
         self.put_record(&keys::id(seq), &record)?;
+        Ok(Some(seq))
+    }
+
+    /// [`Tx::insert_event`] for an event whose `data.payload` is the JSON text `payload`, stored
+    /// verbatim (any `payload` entry of `event.data` is left out): a webhook body written once,
+    /// without re-serializing it. `event.data` must be an object. Reads decode it like any event.
+    pub fn insert_event_with_payload(
+        &self,
+        event: &NewEvent,
+        payload: &RawValue,
+    ) -> Result<Option<u64>, TxAbort> {
+        let empty = serde_json::Map::new();
+        let data = match &event.data {
+            Value::Object(map) => map,
+            Value::Null => &empty,
+            _ => {
+                return Err(Tx::invariant(
+                    TreeName::Events,
+                    event.id.as_bytes(),
+                    "event data with a raw payload must be an object",
+                ))
+            }
+        };
+        let Some(seq) = self.claim_event(event)? else {
+            return Ok(None);
+        };
+        let bytes = raw_event::encode(RawEvent {
+            seq,
+            id: &event.id,
+            kind: &event.kind,
+            at: event.at,
+            source: event.source,
+            org_id: event.org_id,
+            run_id: event.run_id,
+            data: DataWithPayload { data, payload },
+        })
+        .map_err(|source| {
+            TxAbort::store(StoreError::Encode {
+                tree: TreeName::Events.as_str(),
+                source,
+            })
+        })?;
+        self.tree(TreeName::Events)
+            .insert(&keys::id(seq)[..], compress::pack(bytes))?;
+        Ok(Some(seq))
+    }
+
+    /// A new seq for `event` with its indexes written, or None when its stable id is taken.
+    fn claim_event(&self, event: &NewEvent) -> Result<Option<u64>, TxAbort> {
+        let ids = self.tree(TreeName::EventIds);
+        if ids.get(event.id.as_bytes())?.is_some() {
+            return Ok(None);
+        }
+        let seq = self.next_id()?;
+        if let (Some(org), Some(run)) = (event.org_id, event.run_id) {
+            self.tree(TreeName::RunEvents)
+                .insert(&keys::run_event(org, run, seq)[..], &[][..])?;
+        }
+        ids.insert(event.id.as_bytes(), &keys::id(seq)[..])?;
         Ok(Some(seq))
     }
 

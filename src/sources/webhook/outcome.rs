@@ -20,7 +20,7 @@ pub(super) enum Outcome {
     TooLarge,
     Malformed(&'static str),
     Timeout,
-    Failed(StoreError),
+    Failed(std::sync::Arc<StoreError>),
     /// Processing the delivery panicked (a bug): nothing was stored.
     Internal,
 }

@@ -1,8 +1,14 @@
 //! One verified delivery into the store: the delivery and its `github.<event>` event, tied to
 //! the agent run whose PR it concerns, written in one transaction and handed to the event sink
 //! inside it (so the rules engine's decisions and jobs commit with it).
+//!
+//! The payload is stored once, verbatim, as the event's `data.payload`; the delivery record is
+//! the dedupe marker and keeps only its id, event name and arrival time.
+
+use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::subject::{pr_subject, PrSubject};
@@ -11,18 +17,45 @@ use crate::events::{pr_context, EventKind, EventSink};
 use crate::store::pr_index::{branch_key, parse_pr_url, pr_key};
 use crate::store::{DeliveryRecord, EventRecord, EventSource, NewEvent, RunRecord, Tx, TxAbort};
 
-/// A delivery whose signature and headers were checked and whose body parsed.
-#[derive(Debug, Clone, Copy)]
-pub struct Delivery<'a> {
+/// A delivery whose signature and headers were checked and whose payload parsed.
+#[derive(Debug)]
+pub struct Delivery {
     /// `X-GitHub-Delivery`.
-    pub id: &'a str,
+    pub id: String,
     /// `X-GitHub-Event`.
-    pub event: &'a str,
+    pub event: String,
     pub received_at: DateTime<Utc>,
-    /// The raw body, exactly the bytes the signature covered.
-    pub body: &'a [u8],
-    /// The parsed payload.
-    pub payload: &'a Value,
+    /// The payload's JSON text as received: the body, or a form body's `payload` field.
+    pub raw: Box<RawValue>,
+    /// The payload parsed (a JSON object), lent to the event for the sink.
+    payload: RefCell<Value>,
+    /// What the payload says about its PR (read once, outside the transaction).
+    subject: Option<PrSubject>,
+}
+
+impl Delivery {
+    /// A delivery of `raw`, whose parsed form is `payload`.
+    pub fn new(
+        id: String,
+        event: String,
+        received_at: DateTime<Utc>,
+        raw: Box<RawValue>,
+        payload: Value,
+    ) -> Delivery {
+        Delivery {
+            subject: pr_subject(&payload),
+            id,
+            event,
+            received_at,
+            raw,
+            payload: RefCell::new(payload),
+        }
+    }
+
+    /// Approximate bytes held (for batching by size).
+    pub fn size(&self) -> usize {
+        self.raw.get().len()
+    }
 }
 
 /// What recording a delivery did.
@@ -40,46 +73,55 @@ pub fn event_id(delivery: &str) -> String {
 }
 
 /// Records `delivery` (see the module docs). Pure apart from `tx` writes: the store may run it
-/// more than once.
+/// more than once. A new event comes back with a null `payload`: the store may still retry, so
+/// the parsed payload stays with the delivery until [`take_payload`] after the commit.
 pub fn record_delivery(
     tx: &Tx<'_>,
-    delivery: &Delivery<'_>,
+    delivery: &Delivery,
     sink: &dyn EventSink,
 ) -> Result<Recorded, TxAbort> {
     let stored = DeliveryRecord {
-        id: delivery.id.to_owned(),
-        event: delivery.event.to_owned(),
+        id: delivery.id.clone(),
+        event: delivery.event.clone(),
         received_at: delivery.received_at,
-        body: delivery.body.to_vec(),
+        body: Vec::new(),
         processed: true,
     };
     if !tx.insert_delivery(&stored)? {
         return Ok(Recorded::Duplicate);
     }
-    let subject = pr_subject(delivery.payload);
-    let found = match &subject {
+    let found = match &delivery.subject {
         Some(subject) => find_run(tx, subject)?,
         None => None,
     };
     let (run, pr) = match found {
         Some((record, pr)) => (Some(record), pr),
-        None => (None, subject.and_then(|s| s.context)),
+        None => (
+            None,
+            delivery.subject.as_ref().and_then(|s| s.context.clone()),
+        ),
     };
+    let action = delivery.payload.borrow().get("action").cloned();
     let event = NewEvent {
-        id: event_id(delivery.id),
-        kind: EventKind::Github(delivery.event.to_owned()).as_str(),
+        id: event_id(&delivery.id),
+        kind: EventKind::Github(delivery.event.clone()).as_str(),
         at: delivery.received_at,
         source: EventSource::Webhook,
         org_id: run.as_ref().map(|r| r.org_id),
         run_id: run.as_ref().map(|r| r.run_id),
-        data: event_data(delivery, run.map(|r| r.raw), pr),
+        data: json!({
+            "action": action.filter(Value::is_string).unwrap_or(Value::Null),
+            "delivery": delivery.id,
+            "run": run.map(|r| r.raw).unwrap_or(Value::Null),
+            "pr": pr.unwrap_or(Value::Null),
+        }),
     };
     // The event id derives from the delivery id, which was new: the event is new too, unless
     // retention kept an event longer than its delivery (it never does).
-    let Some(seq) = tx.insert_event(event.clone())? else {
+    let Some(seq) = tx.insert_event_with_payload(&event, &delivery.raw)? else {
         return Ok(Recorded::Duplicate);
     };
-    let record = EventRecord {
+    let mut record = EventRecord {
         seq,
         id: event.id,
         kind: event.kind,
@@ -89,21 +131,25 @@ pub fn record_delivery(
         run_id: event.run_id,
         data: event.data,
     };
-    sink.on_event(tx, &record)?;
+    // Lend the parsed payload to the sink without copying it, and take it back whatever the
+    // sink answered: a retried transaction needs it again.
+    record.data["payload"] = delivery.payload.take();
+    let sunk = sink.on_event(tx, &record);
+    delivery.payload.replace(record.data["payload"].take());
+    sunk?;
     Ok(Recorded::New(record))
 }
 
-/// The event's data (contracts: `payload`, `action`, `delivery`, `run`, `pr`). Built as a map
-/// rather than with `json!`, which would copy the payload by serializing it again.
-fn event_data(delivery: &Delivery<'_>, run: Option<Value>, pr: Option<Value>) -> Value {
-    let action = delivery.payload.get("action").and_then(Value::as_str);
-    let mut data = serde_json::Map::with_capacity(5);
-    data.insert("payload".into(), delivery.payload.clone());
-    data.insert("action".into(), action.map_or(Value::Null, |a| json!(a)));
-    data.insert("delivery".into(), json!(delivery.id));
-    data.insert("run".into(), run.unwrap_or(Value::Null));
-    data.insert("pr".into(), pr.unwrap_or(Value::Null));
-    Value::Object(data)
+/// Completes an event [`record_delivery`] returned once its transaction committed: moves the
+/// parsed payload into it.
+pub fn take_payload(delivery: &Delivery, recorded: Recorded) -> Recorded {
+    match recorded {
+        Recorded::New(mut record) => {
+            record.data["payload"] = delivery.payload.take();
+            Recorded::New(record)
+        }
+        duplicate => duplicate,
+    }
 }
 
 /// The newest agent run with a PR named by `subject` (by number first, then by head branch),
