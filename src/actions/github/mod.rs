@@ -5,11 +5,13 @@
 //! searched for the marker before posting again. Labels, review requests and commit statuses are
 //! idempotent at GitHub (adding a present label or re-setting a status changes nothing).
 
+mod app;
 mod client;
 mod gate;
 
 use serde_json::{json, Value};
 
+pub use app::TOKEN_REFRESH_MARGIN;
 pub use client::{
     GithubAuth, GithubClient, GithubClientBuilder, GithubError, Verb, DEFAULT_BASE_URL,
 };
