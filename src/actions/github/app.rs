@@ -16,7 +16,8 @@ use octocrab::Octocrab;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::client::{GithubClient, GithubError, Verb};
+use super::client::{GithubClient, Verb};
+use super::error::GithubError;
 use super::RepoRef;
 
 /// A cached installation token with less than this left is replaced before the next request:

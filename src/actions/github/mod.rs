@@ -7,14 +7,14 @@
 
 mod app;
 mod client;
+mod error;
 mod gate;
 
 use serde_json::{json, Value};
 
 pub use app::TOKEN_REFRESH_MARGIN;
-pub use client::{
-    GithubAuth, GithubClient, GithubClientBuilder, GithubError, Verb, DEFAULT_BASE_URL,
-};
+pub use client::{GithubAuth, GithubClient, GithubClientBuilder, Verb, DEFAULT_BASE_URL};
+pub use error::GithubError;
 pub use gate::{RateGate, CONTENT_PER_MINUTE, CONTENT_WINDOW};
 
 use super::{ActionError, StepCall};
