@@ -1,6 +1,7 @@
 //! An in-memory GitHub behind the REST paths octocrab calls for our actions: pull requests with
 //! their issue comments, labels and review requests, and commit statuses. Its JSON is written
-//! here from GitHub's documented shapes, not from anything the client defines.
+//! here from GitHub's documented shapes, not from anything the client defines. It takes one token,
+//! or (App mode, `app.rs`) installation tokens it issued itself.
 
 // Handlers answer errors as ready responses; their size does not matter in a test double.
 #![allow(clippy::result_large_err)]
@@ -14,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+
+use super::app;
 
 /// A comment as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,8 +44,10 @@ struct Pr {
 }
 
 #[derive(Default)]
-struct World {
+pub(super) struct World {
     token: String,
+    /// App mode: JWTs, installations and their tokens instead of `token`.
+    pub(super) app: Option<super::app::AppWorld>,
     /// "owner/repo" → number → PR.
     prs: HashMap<String, BTreeMap<u64, Pr>>,
     statuses: HashMap<String, Vec<CommitStatus>>,
@@ -69,7 +74,7 @@ impl FakeGithub {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, World> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -142,13 +147,25 @@ impl FakeGithub {
                 post(request_reviewers),
             )
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+            .route(
+                "/repos/{owner}/{repo}/installation",
+                get(app::repo_installation),
+            )
+            .route("/app/installations/{id}", get(app::get_installation))
+            .route(
+                "/app/installations/{id}/access_tokens",
+                post(app::create_token),
+            )
             .fallback(|| async { not_found() })
             .layer(axum::middleware::map_response(rate_headers))
             .with_state(self.clone())
     }
 
-    /// 401 unless the token is ours.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// 401 unless the token is ours (App mode: a live token of `owner`'s installation).
+    fn authorize(&self, headers: &HeaderMap, owner: &str) -> Result<(), Response> {
+        if let Some(app) = self.lock().app.as_mut() {
+            return app.authorize(headers, owner);
+        }
         let given = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -181,7 +198,7 @@ impl FakeGithub {
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (
         status,
         Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"})),
@@ -189,7 +206,7 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found")
 }
 
@@ -233,7 +250,7 @@ async fn list_comments(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Answer {
-    gh.authorize(&headers)?;
+    gh.authorize(&headers, &owner)?;
     let per_page = query
         .get("per_page")
         .and_then(|v| v.parse().ok())
@@ -261,7 +278,7 @@ async fn create_comment(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Answer {
-    gh.authorize(&headers)?;
+    gh.authorize(&headers, &owner)?;
     let text = body["body"]
         .as_str()
         .ok_or_else(|| invalid("body is missing"))?
@@ -288,7 +305,7 @@ async fn add_labels(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Answer {
-    gh.authorize(&headers)?;
+    gh.authorize(&headers, &owner)?;
     let wanted: Vec<String> = body["labels"]
         .as_array()
         .ok_or_else(|| invalid("labels must be a list"))?
@@ -312,7 +329,7 @@ async fn remove_label(
     Path((owner, repo, number, name)): Path<(String, String, u64, String)>,
     headers: HeaderMap,
 ) -> Answer {
-    gh.authorize(&headers)?;
+    gh.authorize(&headers, &owner)?;
     let labels = gh.with_pr(&owner, &repo, number, |pr, _| {
         let before = pr.labels.len();
         pr.labels.retain(|l| *l != name);
@@ -331,7 +348,7 @@ async fn request_reviewers(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Answer {
-    gh.authorize(&headers)?;
+    gh.authorize(&headers, &owner)?;
     let list = |key: &str| -> Vec<String> {
         body[key]
             .as_array()
@@ -369,7 +386,7 @@ async fn create_status(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Answer {
-    gh.authorize(&headers)?;
+    gh.authorize(&headers, &owner)?;
     let state = body["state"].as_str().unwrap_or_default().to_owned();
     if !["error", "failure", "pending", "success"].contains(&state.as_str()) {
         return Err(invalid("state is not included in the list"));

@@ -1,8 +1,10 @@
 //! Test doubles of everything the executor talks to besides Codegen: a fake GitHub at the REST
-//! paths octocrab calls, a webhook receiver, and fault switches with a request log that can be
-//! put in front of any of them (the Codegen simulator included), served on 127.0.0.1:0.
+//! paths octocrab calls (token or App mode), a webhook receiver, and fault switches with a request
+//! log that can be put in front of any of them (the Codegen simulator included), served on
+//! 127.0.0.1:0.
 #![allow(dead_code, unused_imports)]
 
+pub mod app;
 pub mod chaos;
 pub mod github;
 pub mod net;
@@ -14,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use codegen_sentinel::clock::Clock;
 use tokio::time::Instant;
 
+pub use app::{Authorized, Issued};
 pub use chaos::{by_path, one_scope, Chaos, Fault, Logged};
 pub use github::FakeGithub;
 pub use net::{serve, Served};

@@ -1,8 +1,8 @@
 //! The GitHub REST client: octocrab for transport and authentication (a token, or a GitHub App
-//! with per-repository installation tokens), built without its retry layer so that nothing we do
-//! not control ever repeats a POST; every answer's status and rate-limit headers are read here.
+//! with per-owner installation tokens, see `app.rs`), built without its retry layer so that
+//! nothing we do not control ever repeats a POST; every answer's status and rate-limit headers
+//! are read here.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::app::{AppAuth, Lease};
+use super::error::GithubError;
 use super::gate::{RateGate, CONTENT_PER_MINUTE, CONTENT_WINDOW};
 use super::RepoRef;
-use crate::actions::ActionError;
 use crate::clock::Clock;
 
 /// GitHub's public API.
@@ -28,63 +29,6 @@ const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
 const INLINE_WAIT: Duration = Duration::from_secs(2);
 /// How much of an error body is kept in a message.
 const MAX_MESSAGE: usize = 200;
-
-/// A failed GitHub request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GithubError {
-    /// GitHub asked us to wait (429, or 403 with the limit exhausted), or our own gate is closed
-    /// (`sent` false). Nothing was done either way.
-    #[error("GitHub rate limit: nothing is sent for {}s{}", .wait.as_secs(), if *.sent { "" } else { " (not sent)" })]
-    RateLimited { wait: Duration, sent: bool },
-    /// Any other non-success answer.
-    #[error("GitHub answered {status}: {message}")]
-    Status { status: u16, message: String },
-    /// No complete answer in time.
-    #[error("GitHub request timed out after {0:?}")]
-    Timeout(Duration),
-    /// The connection failed or broke.
-    #[error("GitHub request failed: {0}")]
-    Transport(String),
-    /// A success whose body is not the JSON expected.
-    #[error("GitHub answer could not be read: {0}")]
-    Decode(String),
-    /// The client could not be built or authenticated (bad key, bad base URL).
-    #[error("GitHub client: {0}")]
-    Setup(String),
-}
-
-impl GithubError {
-    /// The executor's view: `mutating` requests that may have reached GitHub are uncertain.
-    pub fn into_action(self, mutating: bool) -> ActionError {
-        let message = self.to_string();
-        let maybe = |e: ActionError| if mutating { e.uncertain() } else { e };
-        match self {
-            GithubError::RateLimited { wait, sent } => {
-                let e = ActionError::transient(message).after(Some(wait));
-                if sent {
-                    e
-                } else {
-                    e.unsent()
-                }
-            }
-            GithubError::Status { status, .. } if status == 408 || status >= 500 => {
-                maybe(ActionError::transient(message))
-            }
-            GithubError::Status { .. } | GithubError::Setup(_) => ActionError::permanent(message),
-            GithubError::Timeout(_) | GithubError::Transport(_) | GithubError::Decode(_) => {
-                maybe(ActionError::transient(message))
-            }
-        }
-    }
-
-    /// The HTTP status GitHub answered with, if it answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            GithubError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
 
 /// The request methods the actions use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,11 +78,7 @@ struct Inner {
 
 enum AuthState {
     Token(Octocrab),
-    /// The App's own client, and one installation client per repository.
-    App {
-        app: Octocrab,
-        installations: tokio::sync::Mutex<HashMap<String, Octocrab>>,
-    },
+    App(AppAuth),
 }
 
 /// Builds a [`GithubClient`].
@@ -179,17 +119,17 @@ impl GithubClientBuilder {
                 app_id,
                 private_key,
             } => {
+                // The key's own error says what is wrong with it, never what it holds.
                 let key =
                     octocrab::EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes())
-                        .map_err(|e| GithubError::Setup(format!("App private key: {e}")))?;
+                        .map_err(|e| {
+                            GithubError::Setup(format!("GitHub App {app_id} private key: {e}"))
+                        })?;
                 let app = builder
                     .app(app_id.into(), key)
                     .build()
                     .map_err(|e| GithubError::Setup(e.to_string()))?;
-                AuthState::App {
-                    app,
-                    installations: tokio::sync::Mutex::new(HashMap::new()),
-                }
+                AuthState::App(AppAuth::new(app))
             }
         };
         Ok(GithubClient {
@@ -264,7 +204,35 @@ impl GithubClient {
         body: Option<&Value>,
     ) -> Result<Value, GithubError> {
         self.pass_gate(verb.is_mutating()).await?;
-        let client = self.client_for(repo).await?;
+        let (client, lease) = self.client_for(repo).await?;
+        let answer = self.send(&client, verb, path, body).await;
+        match (answer, lease, &self.inner.auth) {
+            (
+                Err(GithubError::Status {
+                    status: 401,
+                    message,
+                }),
+                Some(lease),
+                AuthState::App(app),
+            ) => {
+                app.refused(&lease).await;
+                Err(GithubError::TokenRefused {
+                    owner: repo.owner.clone(),
+                    message,
+                })
+            }
+            (answer, _, _) => answer,
+        }
+    }
+
+    /// Sends one request with `client` and reads its answer, within the timeout.
+    pub(super) async fn send(
+        &self,
+        client: &Octocrab,
+        verb: Verb,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, GithubError> {
         let timeout = self.inner.timeout;
         let sent = async {
             let response = match verb {
@@ -282,6 +250,11 @@ impl GithubClient {
             .await
             .map_err(|_| GithubError::Timeout(timeout))??;
         self.answer(status, &limits, &text)
+    }
+
+    /// The time by the client's clock.
+    pub(super) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
     }
 
     async fn pass_gate(&self, content: bool) -> Result<(), GithubError> {
@@ -332,33 +305,14 @@ impl GithubClient {
         Err(GithubError::Status { status, message })
     }
 
-    /// The octocrab client for `repo`: the token's, or the App installation's that covers it.
-    async fn client_for(&self, repo: &RepoRef) -> Result<Octocrab, GithubError> {
+    /// The octocrab client for `repo`: the token's, or that of the App installation covering its
+    /// owner (with the lease of its token).
+    async fn client_for(&self, repo: &RepoRef) -> Result<(Octocrab, Option<Lease>), GithubError> {
         match &self.inner.auth {
-            AuthState::Token(client) => Ok(client.clone()),
-            AuthState::App { app, installations } => {
-                let name = repo.full_name();
-                let mut cache = installations.lock().await;
-                if let Some(client) = cache.get(&name) {
-                    return Ok(client.clone());
-                }
-                let apps = app.apps();
-                let lookup = apps.get_repository_installation(&repo.owner, &repo.name);
-                let installation = tokio::time::timeout(self.inner.timeout, lookup)
-                    .await
-                    .map_err(|_| GithubError::Timeout(self.inner.timeout))?
-                    .map_err(|e| match e {
-                        octocrab::Error::GitHub { source, .. } => GithubError::Status {
-                            status: source.status_code.as_u16(),
-                            message: format!("App installation for {name}: {}", source.message),
-                        },
-                        other => transport(other),
-                    })?;
-                let client = app
-                    .installation(installation.id)
-                    .map_err(|e| GithubError::Setup(e.to_string()))?;
-                cache.insert(name, client.clone());
-                Ok(client)
+            AuthState::Token(client) => Ok((client.clone(), None)),
+            AuthState::App(app) => {
+                let (client, lease) = self.installation_client(app, repo).await?;
+                Ok((client, Some(lease)))
             }
         }
     }

@@ -5,14 +5,16 @@
 //! searched for the marker before posting again. Labels, review requests and commit statuses are
 //! idempotent at GitHub (adding a present label or re-setting a status changes nothing).
 
+mod app;
 mod client;
+mod error;
 mod gate;
 
 use serde_json::{json, Value};
 
-pub use client::{
-    GithubAuth, GithubClient, GithubClientBuilder, GithubError, Verb, DEFAULT_BASE_URL,
-};
+pub use app::TOKEN_REFRESH_MARGIN;
+pub use client::{GithubAuth, GithubClient, GithubClientBuilder, Verb, DEFAULT_BASE_URL};
+pub use error::GithubError;
 pub use gate::{RateGate, CONTENT_PER_MINUTE, CONTENT_WINDOW};
 
 use super::{ActionError, StepCall};
