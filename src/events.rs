@@ -136,6 +136,14 @@ pub fn primary_pr(run: &AgentRun) -> Option<&PullRequest> {
 /// event (the store retries conflicting transactions): it must only write through `tx`.
 pub trait EventSink: Send + Sync {
     fn on_event(&self, tx: &Tx<'_>, event: &EventRecord) -> Result<(), TxAbort>;
+
+    /// Whether events of type `kind` may matter to this sink. When false, a source may skip
+    /// work only the sink would use (the webhook receiver then does not build the payload of
+    /// the event it offers); `on_event` is still called.
+    fn wants(&self, kind: &str) -> bool {
+        let _ = kind;
+        true
+    }
 }
 
 /// A sink that does nothing: events are recorded and nothing reacts.
@@ -145,6 +153,10 @@ pub struct NoSink;
 impl EventSink for NoSink {
     fn on_event(&self, _tx: &Tx<'_>, _event: &EventRecord) -> Result<(), TxAbort> {
         Ok(())
+    }
+
+    fn wants(&self, _kind: &str) -> bool {
+        false
     }
 }
 

@@ -76,6 +76,11 @@ impl State for TxState<'_, '_> {
 }
 
 impl EventSink for Engine {
+    fn wants(&self, kind: &str) -> bool {
+        // Schedule events name their rule; only webhook payloads are skipped today anyway.
+        kind == "schedule" || !self.rules.load().candidates(kind, None).is_empty()
+    }
+
     fn on_event(&self, tx: &Tx<'_>, event: &EventRecord) -> Result<(), TxAbort> {
         let set = self.rules.load();
         let schedule_rule = event.data.get("rule").and_then(Value::as_str);

@@ -15,6 +15,7 @@ mod outcome;
 mod record;
 mod reject_log;
 mod signature;
+mod skeleton;
 mod subject;
 
 use std::net::SocketAddr;
@@ -27,18 +28,16 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use secrecy::SecretString;
-use serde_json::value::RawValue;
-use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::clock::{Clock, SystemClock};
-use crate::events::EventSink;
+use crate::events::{EventKind, EventSink};
 use crate::metrics as names;
 use crate::store::{EventRecord, Store};
 
 pub use body::{BodyError, BODY_TIMEOUT, MIN_BODY_BUDGET};
 pub use intake::{Intake, IntakeError};
-pub use record::{event_id, record_delivery, take_payload, Delivery, Recorded};
+pub use record::{event_id, record_delivery, take_payload, Delivery, Parsed, Recorded};
 pub use signature::{sign, Rejection, Verifier};
 pub use subject::{pr_subject, PrSubject};
 
@@ -58,6 +57,7 @@ pub struct Webhooks {
     verifier: Verifier,
     reader: BodyReader,
     store: Store,
+    sink: Arc<dyn EventSink>,
     intake: Intake,
     clock: Arc<dyn Clock>,
     rejections: RejectLog,
@@ -86,7 +86,8 @@ impl Webhooks {
         Webhooks {
             verifier: Verifier::new(secrets),
             reader: BodyReader::new(max_body),
-            intake: Intake::new(store.clone(), sink),
+            intake: Intake::new(store.clone(), sink.clone()),
+            sink,
             store,
             clock: Arc::new(SystemClock),
             rejections: RejectLog::default(),
@@ -197,8 +198,11 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
         Ok(None) => {}
         Err(e) => return Outcome::Failed(Arc::new(e)),
     }
-    let (raw, payload) = match parse_payload(&held.bytes, form) {
-        Ok(parsed) => parsed,
+    let full = hooks
+        .sink
+        .wants(&EventKind::Github(event.to_owned()).as_str());
+    let (raw, parsed) = match parse_payload(&held.bytes, form, full) {
+        Ok(read) => read,
         Err(why) => return Outcome::Malformed(why),
     };
     let delivery = Delivery::new(
@@ -206,7 +210,7 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
         event.to_owned(),
         hooks.clock.now(),
         raw,
-        payload,
+        parsed,
     );
     // The body's share of the memory budget is held until the delivery is recorded.
     let recorded = hooks.intake.record(delivery).await;
@@ -219,23 +223,29 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
     }
 }
 
-/// The payload, as its JSON text and parsed: the JSON body, or the `payload` field of a
-/// form-encoded one (GitHub's other content type). Only a JSON object is a payload.
-fn parse_payload(body: &[u8], form: bool) -> Result<(Box<RawValue>, Value), &'static str> {
+/// The payload, as its JSON text and read (in `full` or as its skeleton, checked alike): the
+/// JSON body, or the `payload` field of a form-encoded one (GitHub's other content type). Only a
+/// JSON object is a payload.
+fn parse_payload(body: &[u8], form: bool, full: bool) -> Result<(String, Parsed), &'static str> {
+    const MALFORMED: &str = "malformed JSON payload";
     let text = if form {
         url::form_urlencoded::parse(body)
             .find(|(k, _)| k == "payload")
             .map(|(_, v)| v.into_owned())
             .ok_or("form body without a payload field")?
     } else {
-        String::from_utf8(body.to_vec()).map_err(|_| "malformed JSON payload")?
+        String::from_utf8(body.to_vec()).map_err(|_| MALFORMED)?
     };
-    let value: Value = serde_json::from_str(&text).map_err(|_| "malformed JSON payload")?;
+    let parsed = if full {
+        Parsed::Full(serde_json::from_str(&text).map_err(|_| MALFORMED)?)
+    } else {
+        Parsed::Skeleton(skeleton::skeleton(&text).map_err(|_| MALFORMED)?)
+    };
+    let (Parsed::Full(value) | Parsed::Skeleton(value)) = &parsed;
     if !value.is_object() {
         return Err("payload is not a JSON object");
     }
-    let raw = RawValue::from_string(text).map_err(|_| "malformed JSON payload")?;
-    Ok((raw, value))
+    Ok((text, parsed))
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -275,10 +285,16 @@ mod tests {
     #[test]
     fn form_bodies_carry_the_payload_field() {
         let body = b"payload=%7B%22action%22%3A%22opened%22%7D";
-        assert_eq!(parse_payload(body, true).unwrap().1["action"], "opened");
-        assert!(parse_payload(b"{\"a\":1}", false).is_ok());
-        assert!(parse_payload(b"[1]", false).is_err());
-        assert!(parse_payload(b"{", false).is_err());
-        assert!(parse_payload(b"x=1", true).is_err());
+        for full in [true, false] {
+            let (raw, parsed) = parse_payload(body, true, full).unwrap();
+            assert_eq!(raw, r#"{"action":"opened"}"#);
+            let (Parsed::Full(value) | Parsed::Skeleton(value)) = parsed;
+            assert_eq!(value["action"], "opened");
+            assert!(parse_payload(b"{\"a\":1}", false, full).is_ok());
+            assert!(parse_payload(b"[1]", false, full).is_err());
+            assert!(parse_payload(b"{", false, full).is_err());
+            assert!(parse_payload(b"x=1", true, full).is_err());
+            assert!(parse_payload(b"{\"a\":\"\\ud800\"}", false, full).is_err());
+        }
     }
 }

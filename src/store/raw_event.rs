@@ -5,9 +5,7 @@
 //! [`EventRecord`]: super::records::EventRecord
 
 use chrono::{DateTime, Utc};
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::records::EventSource;
@@ -15,8 +13,8 @@ use super::records::EventSource;
 /// The key of the payload inside an event's data.
 pub(crate) const PAYLOAD: &str = "payload";
 
-/// The fields of [`EventRecord`](super::records::EventRecord), borrowed, with the payload raw.
-#[derive(Serialize)]
+/// The fields of [`EventRecord`](super::records::EventRecord), borrowed; `data` is written
+/// without its `payload` entry, which comes from `payload_json`.
 pub(crate) struct RawEvent<'a> {
     pub seq: u64,
     pub id: &'a str,
@@ -25,39 +23,66 @@ pub(crate) struct RawEvent<'a> {
     pub source: EventSource,
     pub org_id: Option<i64>,
     pub run_id: Option<i64>,
-    pub data: DataWithPayload<'a>,
-}
-
-/// Every entry of `data` except `payload`, then `payload` as the raw JSON text.
-pub(crate) struct DataWithPayload<'a> {
     pub data: &'a Map<String, Value>,
-    pub payload: &'a RawValue,
+    /// JSON text the caller has checked (the store writes it as it is).
+    pub payload_json: &'a str,
 }
 
-impl Serialize for DataWithPayload<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (key, value) in self.data.iter().filter(|(k, _)| *k != PAYLOAD) {
-            map.serialize_entry(key, value)?;
-        }
-        map.serialize_entry(PAYLOAD, self.payload)?;
-        map.end()
-    }
-}
-
-/// The version tag, as `record_v1!` writes it.
+/// The record without its payload, in `record_v1!`'s shape (`"v"` first, `data` last).
 #[derive(Serialize)]
 #[serde(tag = "v")]
 enum Tagged<'a> {
     #[serde(rename = "1")]
-    V1(RawEvent<'a>),
+    V1 {
+        seq: u64,
+        id: &'a str,
+        kind: &'a str,
+        at: DateTime<Utc>,
+        source: EventSource,
+        org_id: Option<i64>,
+        run_id: Option<i64>,
+        data: DataWithout<'a>,
+    },
+}
+
+/// Every entry of `data` but `payload`.
+struct DataWithout<'a>(&'a Map<String, Value>);
+
+impl Serialize for DataWithout<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().filter(|(k, _)| *k != PAYLOAD))
+    }
 }
 
 /// The JSON text of `event` (the store compresses it like any record).
+///
+/// The record is serialized without its payload, which ends it with `}}` (the close of `data`,
+/// the last field, and of the record); the payload goes in front of those two braces.
 pub(crate) fn encode(event: RawEvent<'_>) -> serde_json::Result<Vec<u8>> {
-    // The payload's length is the bulk of the record: size the buffer once.
-    let mut out = Vec::with_capacity(event.data.payload.get().len() + 512);
-    serde_json::to_writer(&mut out, &Tagged::V1(event))?;
+    let mut out = Vec::with_capacity(event.payload_json.len() + 512);
+    let tagged = Tagged::V1 {
+        seq: event.seq,
+        id: event.id,
+        kind: event.kind,
+        at: event.at,
+        source: event.source,
+        org_id: event.org_id,
+        run_id: event.run_id,
+        data: DataWithout(event.data),
+    };
+    serde_json::to_writer(&mut out, &tagged)?;
+    if !out.ends_with(b"}}") {
+        return Err(serde::ser::Error::custom(
+            "event record not closed by its data",
+        ));
+    }
+    out.truncate(out.len() - 2);
+    if !out.ends_with(b"{") {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"payload\":");
+    out.extend_from_slice(event.payload_json.as_bytes());
+    out.extend_from_slice(b"}}");
     Ok(out)
 }
 
@@ -71,46 +96,45 @@ mod tests {
     #[test]
     fn a_raw_payload_decodes_as_the_event_it_stands_for() {
         let body = "{\"action\": \"opened\",\n \"number\": 2, \"s\": \"\\u00e9\\n\"}";
-        let payload: &RawValue = serde_json::from_str(body).unwrap();
-        let data =
-            json!({"action": "opened", "delivery": "d-1", "run": null, "payload": "ignored"});
         let at = "2025-03-01T10:00:00Z".parse().unwrap();
-        let bytes = encode(RawEvent {
-            seq: 5,
-            id: "github/d-1",
-            kind: "github.pull_request",
-            at,
-            source: EventSource::Webhook,
-            org_id: Some(7),
-            run_id: None,
-            data: DataWithPayload {
-                data: data.as_object().unwrap(),
-                payload,
-            },
-        })
-        .unwrap();
-        let text = std::str::from_utf8(&bytes).unwrap();
-        assert!(text.starts_with(r#"{"v":"1","#), "{text}");
-        assert!(
-            text.contains(body),
-            "the payload bytes are stored verbatim: {text}"
-        );
-        let decoded: EventRecord =
-            codec::decode(b"k", &crate::store::compress::pack(bytes)).unwrap();
-        let mut expected_data = data.clone();
-        expected_data["payload"] = serde_json::from_str(body).unwrap();
-        assert_eq!(
-            decoded,
-            EventRecord {
+        let full =
+            json!({"action": "opened", "delivery": "d-1", "run": null, "payload": "ignored"});
+        for data in [full, json!({}), json!({"payload": 1})] {
+            let bytes = encode(RawEvent {
                 seq: 5,
-                id: "github/d-1".into(),
-                kind: "github.pull_request".into(),
+                id: "github/d-1",
+                kind: "github.pull_request",
                 at,
                 source: EventSource::Webhook,
                 org_id: Some(7),
                 run_id: None,
-                data: expected_data,
-            }
-        );
+                data: data.as_object().unwrap(),
+                payload_json: body,
+            })
+            .unwrap();
+            let text = std::str::from_utf8(&bytes).unwrap();
+            assert!(text.starts_with(r#"{"v":"1","#), "{text}");
+            assert!(
+                text.contains(body),
+                "the payload is stored verbatim: {text}"
+            );
+            let decoded: EventRecord =
+                codec::decode(b"k", &crate::store::compress::pack(bytes)).unwrap();
+            let mut expected_data = data.clone();
+            expected_data["payload"] = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                decoded,
+                EventRecord {
+                    seq: 5,
+                    id: "github/d-1".into(),
+                    kind: "github.pull_request".into(),
+                    at,
+                    source: EventSource::Webhook,
+                    org_id: Some(7),
+                    run_id: None,
+                    data: expected_data,
+                }
+            );
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! The typed writes and reads of one transaction: [`Tx`] and the inputs of its inserts.
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use serde_json::Value;
 use sled::transaction::TransactionalTree;
 
@@ -9,7 +8,7 @@ use super::codec::{self, Record};
 use super::compress;
 use super::error::StoreError;
 use super::keys;
-use super::raw_event::{self, DataWithPayload, RawEvent};
+use super::raw_event::{self, RawEvent};
 use super::records::*;
 use super::trees::TreeName;
 use super::tx::TxAbort;
@@ -193,13 +192,14 @@ impl Tx<'_> {
         Ok(Some(seq))
     }
 
-    /// [`Tx::insert_event`] for an event whose `data.payload` is the JSON text `payload`, stored
-    /// verbatim (any `payload` entry of `event.data` is left out): a webhook body written once,
-    /// without re-serializing it. `event.data` must be an object. Reads decode it like any event.
+    /// [`Tx::insert_event`] for an event whose `data.payload` is the JSON text `payload_json`,
+    /// stored verbatim (any `payload` entry of `event.data` is left out): a webhook body written
+    /// once, without re-serializing it. The caller has checked that `payload_json` is JSON (as
+    /// strictly as a parse into a `Value`: reads parse it so). `event.data` must be an object.
     pub fn insert_event_with_payload(
         &self,
         event: &NewEvent,
-        payload: &RawValue,
+        payload_json: &str,
     ) -> Result<Option<u64>, TxAbort> {
         let empty = serde_json::Map::new();
         let data = match &event.data {
@@ -224,7 +224,8 @@ impl Tx<'_> {
             source: event.source,
             org_id: event.org_id,
             run_id: event.run_id,
-            data: DataWithPayload { data, payload },
+            data,
+            payload_json,
         })
         .map_err(|source| {
             TxAbort::store(StoreError::Encode {

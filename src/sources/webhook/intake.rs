@@ -171,8 +171,11 @@ fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::webhook::skeleton::skeleton;
+    use crate::sources::webhook::Parsed;
     use crate::store::{EventRecord, StoreOptions, Tx, TxAbort};
-    use serde_json::json;
+    use serde_json::{json, Value};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// Refuses the events of deliveries whose id starts with `bad`, and checks it sees payloads.
     struct Picky;
@@ -197,12 +200,12 @@ mod tests {
 
     fn delivery(id: &str) -> Delivery {
         let text = r#"{"n": 1, "action": "opened"}"#.to_owned();
-        let payload = serde_json::from_str(&text).unwrap();
+        let payload = Parsed::Full(serde_json::from_str(&text).unwrap());
         Delivery::new(
             id.into(),
             "issues".into(),
             chrono::Utc::now(),
-            serde_json::value::RawValue::from_string(text).unwrap(),
+            text,
             payload,
         )
     }
@@ -247,5 +250,63 @@ mod tests {
         let same = store.event_by_id("github/same").unwrap().unwrap();
         assert_eq!(same.data["payload"], json!({"n": 1, "action": "opened"}));
         assert_eq!(same.data["action"], json!("opened"));
+    }
+
+    /// Wants payloads only once switched on, and records what it saw.
+    #[derive(Default)]
+    struct Switch {
+        on: AtomicBool,
+        saw: std::sync::Mutex<Vec<Value>>,
+    }
+
+    impl EventSink for Switch {
+        fn on_event(&self, _tx: &Tx<'_>, event: &EventRecord) -> Result<(), TxAbort> {
+            self.saw.lock().unwrap().push(event.data["payload"].clone());
+            Ok(())
+        }
+
+        fn wants(&self, _kind: &str) -> bool {
+            self.on.load(Ordering::SeqCst)
+        }
+    }
+
+    fn skeletal(id: &str, text: &str) -> Delivery {
+        Delivery::new(
+            id.into(),
+            "pull_request".into(),
+            chrono::Utc::now(),
+            text.to_owned(),
+            Parsed::Skeleton(skeleton(text).unwrap()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_payload_read_as_a_skeleton_is_stored_whole_and_parsed_if_a_rule_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreOptions::new(dir.path())).unwrap();
+        let sink = Arc::new(Switch::default());
+        let intake = Intake::new(store.clone(), sink.clone());
+        let text = r#"{"action": "opened", "big": {"list": [1, 2, 3]}, "number": 2}"#;
+        let Recorded::New(event) = intake.record(skeletal("d-1", text)).await.unwrap() else {
+            panic!("not new")
+        };
+        // Nobody wanted it: the sink and the feed see no payload, the store holds all of it.
+        assert_eq!(event.data["payload"], Value::Null);
+        assert_eq!(event.data["action"], json!("opened"));
+        let stored = store.event_by_id("github/d-1").unwrap().unwrap();
+        assert_eq!(
+            stored.data["payload"],
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+
+        // A rule listening now (a reload after the skeleton was read): parsed in the writer.
+        sink.on.store(true, Ordering::SeqCst);
+        let Recorded::New(event) = intake.record(skeletal("d-2", text)).await.unwrap() else {
+            panic!("not new")
+        };
+        assert_eq!(event.data["payload"]["big"]["list"], json!([1, 2, 3]));
+        let saw = sink.saw.lock().unwrap().clone();
+        assert_eq!(saw[0], Value::Null);
+        assert_eq!(saw[1]["number"], json!(2));
     }
 }

@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::subject::{pr_subject, PrSubject};
@@ -17,7 +16,7 @@ use crate::events::{pr_context, EventKind, EventSink};
 use crate::store::pr_index::{branch_key, parse_pr_url, pr_key};
 use crate::store::{DeliveryRecord, EventRecord, EventSource, NewEvent, RunRecord, Tx, TxAbort};
 
-/// A delivery whose signature and headers were checked and whose payload parsed.
+/// A delivery whose signature and headers were checked and whose payload was read.
 #[derive(Debug)]
 pub struct Delivery {
     /// `X-GitHub-Delivery`.
@@ -25,36 +24,60 @@ pub struct Delivery {
     /// `X-GitHub-Event`.
     pub event: String,
     pub received_at: DateTime<Utc>,
-    /// The payload's JSON text as received: the body, or a form body's `payload` field.
-    pub raw: Box<RawValue>,
-    /// The payload parsed (a JSON object), lent to the event for the sink.
-    payload: RefCell<Value>,
+    /// The payload's JSON text as received (the body, or a form body's `payload` field), checked
+    /// as strictly as a parse into a `Value`.
+    raw: String,
+    /// The payload parsed, when the sink wants it: lent to the event for the sink.
+    payload: RefCell<Option<Value>>,
+    /// The payload's `action`.
+    action: Option<String>,
     /// What the payload says about its PR (read once, outside the transaction).
     subject: Option<PrSubject>,
 }
 
+/// What was read of a payload: all of it, or its [`skeleton`](super::skeleton::skeleton).
+#[derive(Debug)]
+pub enum Parsed {
+    Full(Value),
+    Skeleton(Value),
+}
+
 impl Delivery {
-    /// A delivery of `raw`, whose parsed form is `payload`.
+    /// A delivery of the JSON text `raw`, of which `parsed` was read: reading it (in full or as
+    /// its skeleton) is what checked the text.
     pub fn new(
         id: String,
         event: String,
         received_at: DateTime<Utc>,
-        raw: Box<RawValue>,
-        payload: Value,
+        raw: String,
+        parsed: Parsed,
     ) -> Delivery {
+        let read = match &parsed {
+            Parsed::Full(value) | Parsed::Skeleton(value) => value,
+        };
+        let subject = pr_subject(read);
+        let action = read
+            .get("action")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let payload = match parsed {
+            Parsed::Full(value) => Some(value),
+            Parsed::Skeleton(_) => None,
+        };
         Delivery {
-            subject: pr_subject(&payload),
             id,
             event,
             received_at,
             raw,
             payload: RefCell::new(payload),
+            action,
+            subject,
         }
     }
 
     /// Approximate bytes held (for batching by size).
     pub fn size(&self) -> usize {
-        self.raw.get().len()
+        self.raw.len()
     }
 }
 
@@ -101,16 +124,22 @@ pub fn record_delivery(
             delivery.subject.as_ref().and_then(|s| s.context.clone()),
         ),
     };
-    let action = delivery.payload.borrow().get("action").cloned();
+    let kind = EventKind::Github(delivery.event.clone()).as_str();
+    // Only a skeleton was read because no rule listened; one listens now (a reload in between).
+    if delivery.payload.borrow().is_none() && sink.wants(&kind) {
+        // The skeleton was checked as strictly as this parse: it does not fail.
+        let full = serde_json::from_str(&delivery.raw).map_err(TxAbort::abort)?;
+        delivery.payload.replace(Some(full));
+    }
     let event = NewEvent {
         id: event_id(&delivery.id),
-        kind: EventKind::Github(delivery.event.clone()).as_str(),
+        kind,
         at: delivery.received_at,
         source: EventSource::Webhook,
         org_id: run.as_ref().map(|r| r.org_id),
         run_id: run.as_ref().map(|r| r.run_id),
         data: json!({
-            "action": action.filter(Value::is_string).unwrap_or(Value::Null),
+            "action": delivery.action,
             "delivery": delivery.id,
             "run": run.map(|r| r.raw).unwrap_or(Value::Null),
             "pr": pr.unwrap_or(Value::Null),
@@ -133,19 +162,25 @@ pub fn record_delivery(
     };
     // Lend the parsed payload to the sink without copying it, and take it back whatever the
     // sink answered: a retried transaction needs it again.
-    record.data["payload"] = delivery.payload.take();
+    let lent = delivery.payload.take();
+    let parsed = lent.is_some();
+    record.data["payload"] = lent.unwrap_or(Value::Null);
     let sunk = sink.on_event(tx, &record);
-    delivery.payload.replace(record.data["payload"].take());
+    if parsed {
+        delivery
+            .payload
+            .replace(Some(record.data["payload"].take()));
+    }
     sunk?;
     Ok(Recorded::New(record))
 }
 
 /// Completes an event [`record_delivery`] returned once its transaction committed: moves the
-/// parsed payload into it.
+/// parsed payload into it (the payload stays null when it was not parsed: no rule listened).
 pub fn take_payload(delivery: &Delivery, recorded: Recorded) -> Recorded {
     match recorded {
         Recorded::New(mut record) => {
-            record.data["payload"] = delivery.payload.take();
+            record.data["payload"] = delivery.payload.take().unwrap_or(Value::Null);
             Recorded::New(record)
         }
         duplicate => duplicate,
