@@ -20,7 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Secrets, Settings};
 use crate::engine::Engine;
 use crate::events::EventSink;
-use crate::executor::Executor;
+use crate::executor::{Executor, StepReport};
 use crate::rules::reload::RuleSource;
 use crate::rules::Rules;
 use crate::server::AppState;
@@ -30,6 +30,8 @@ use crate::store::{EventRecord, RetentionPolicy, Store, StoreOptions};
 
 /// How many events the live feed buffers for slow listeners.
 const FEED_CAPACITY: usize = 1024;
+/// How many step reports the step feed buffers for slow listeners.
+const STEP_FEED_CAPACITY: usize = 1024;
 
 /// Opens the store the settings describe.
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -54,6 +56,8 @@ pub struct Daemon {
     pub clock: Arc<dyn Clock>,
     pub health: Arc<PollerHealth>,
     pub feed: broadcast::Sender<Arc<EventRecord>>,
+    /// Each step's outcome, once saved (the executor reports only while someone subscribes).
+    pub step_feed: broadcast::Sender<StepReport>,
     pub rules: Arc<Rules>,
     secrets: Secrets,
     metrics: PrometheusHandle,
@@ -99,6 +103,7 @@ impl Daemon {
             _ => None,
         };
         let notifiers = Notifiers::from_config(&settings.notifiers, &secrets.notifiers);
+        let (step_feed, _) = broadcast::channel(STEP_FEED_CAPACITY);
         let executor = Executor::new(
             store.clone(),
             client.clone(),
@@ -106,7 +111,8 @@ impl Daemon {
             notifiers,
             settings.executor.clone(),
             clock.clone(),
-        );
+        )
+        .with_step_feed(step_feed.clone());
         Ok(Daemon {
             settings,
             secrets,
@@ -115,6 +121,7 @@ impl Daemon {
             clock,
             health: Arc::new(PollerHealth::default()),
             feed,
+            step_feed,
             rules,
             metrics,
             executor: Some(executor),

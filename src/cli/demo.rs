@@ -1,22 +1,21 @@
 //! `codegen-sentinel demo`: the whole daemon against the built-in Codegen simulator, with a
 //! throwaway store and a live feed, then a summary. Needs no token and no network.
 
+mod feed;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::Failure;
 use crate::config::parse_settings;
 use crate::daemon::Daemon;
 use crate::sim::{SimConfig, Simulator};
-use crate::store::{EventRecord, Store};
 
 /// How often the simulator's clock is moved.
 const SIM_TICK: Duration = Duration::from_millis(250);
@@ -99,7 +98,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     })?;
     let daemon = Daemon::start(settings)?;
     let store = daemon.store.clone();
-    let feed = daemon.feed.subscribe();
+    // Subscribed before the daemon runs: the executor reports steps only while someone listens.
+    let events = daemon.feed.subscribe();
+    let steps = daemon.step_feed.subscribe();
 
     println!("codegen-sentinel demo");
     println!(
@@ -118,7 +119,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!();
 
-    let printer = tokio::spawn(print_feed(feed, store.clone(), cancel.child_token()));
+    let printed = CancellationToken::new();
+    let printer = tokio::spawn(feed::print_feed(
+        events,
+        steps,
+        store.clone(),
+        printed.clone(),
+    ));
     tokio::spawn(super::signals::stop_on_signals(cancel.clone()));
     if let Some(duration) = args.duration {
         let cancel = cancel.clone();
@@ -130,10 +137,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let result = daemon.run(cancel.clone()).await;
     cancel.cancel();
+    // The daemon has stopped: what the executor saved is all reported; print the rest.
+    printed.cancel();
     let _ = printer.await;
     server.shutdown().await;
     result?;
-    print_summary(&store, started.elapsed())?;
+    feed::print_summary(&store, started.elapsed())?;
     Ok(())
 }
 
@@ -265,110 +274,6 @@ fn spawn_fast_clock(sim: Simulator, speed: u32, cancel: CancellationToken) {
             }
         }
     });
-}
-
-async fn print_feed(
-    mut feed: broadcast::Receiver<Arc<EventRecord>>,
-    store: Store,
-    cancel: CancellationToken,
-) {
-    loop {
-        let event = tokio::select! {
-            _ = cancel.cancelled() => return,
-            e = feed.recv() => e,
-        };
-        match event {
-            Ok(event) => {
-                println!("{}", feed_line(&event));
-                for decision in store.journal_of_event(event.seq).unwrap_or_default() {
-                    let reason = decision
-                        .reason
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default();
-                    println!(
-                        "          rule {:<26} {}{reason}",
-                        decision.rule, decision.outcome
-                    );
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => println!("  … {n} events not shown"),
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-        let _ = std::io::stdout().flush();
-    }
-}
-
-/// One line of the live feed.
-fn feed_line(event: &EventRecord) -> String {
-    let time = event.at.format("%H:%M:%S");
-    let run = event
-        .run_id
-        .map_or_else(String::new, |r| format!("run {r}"));
-    let text = |k: &str| event.data[k].as_str().unwrap_or("null").to_owned();
-    let detail = match event.kind.as_str() {
-        "run.created" => {
-            let prompt = event.data["run"]["source_type"].as_str().unwrap_or("?");
-            format!("new, {} (from {prompt})", text("to"))
-        }
-        "run.status_changed" => format!("{} → {}", text("from"), text("to")),
-        "run.finished" => format!("finished {}", text("to")),
-        "run.resumed" => format!("resumed ({} → {})", text("from"), text("to")),
-        "run.pr_opened" => {
-            let pr = &event.data["pr"];
-            match (pr["repo"].as_str(), pr["number"].as_u64()) {
-                (Some(repo), Some(n)) => format!("opened PR {repo}#{n}"),
-                _ => format!("opened PR {}", pr["url"].as_str().unwrap_or("?")),
-            }
-        }
-        "run.stalled" => format!("stalled in {}", text("to")),
-        other => other.to_owned(),
-    };
-    format!("{time}  {run:<10} {:<20} {detail}", event.kind)
-}
-
-fn print_summary(store: &Store, elapsed: Duration) -> anyhow::Result<()> {
-    let runs = store.runs().count();
-    let transitions = store.transitions(None).count();
-    let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
-    for event in store.events_after(0) {
-        *by_type.entry(event?.kind).or_default() += 1;
-    }
-    let events: usize = by_type.values().sum();
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    let mut fired_rules: BTreeMap<String, usize> = BTreeMap::new();
-    for event in store.events_after(0) {
-        for decision in store.journal_of_event(event?.seq)? {
-            if decision.outcome == "fired" {
-                *fired_rules.entry(decision.rule.clone()).or_default() += 1;
-            }
-            *outcomes.entry(decision.outcome).or_default() += 1;
-        }
-    }
-    println!();
-    println!(
-        "Summary after {}",
-        humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
-    );
-    println!("  runs seen      {runs}");
-    println!("  transitions    {transitions}");
-    println!("  events         {events}");
-    for (kind, count) in by_type {
-        println!("    {kind:<20} {count}");
-    }
-    let fired: usize = fired_rules.values().sum();
-    println!("  rules fired    {fired}");
-    for (rule, count) in fired_rules {
-        println!("    {rule:<26} {count}");
-    }
-    let other: Vec<String> = outcomes
-        .iter()
-        .filter(|(o, _)| *o != "fired")
-        .map(|(o, n)| format!("{o} {n}"))
-        .collect();
-    if !other.is_empty() {
-        println!("  other decisions  {}", other.join(", "));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

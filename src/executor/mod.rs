@@ -7,12 +7,18 @@
 //! [`ExecutorHandle::wake`]. Jobs waiting for a retry or for a run (`codegen.wait_for_run`) hold
 //! no worker: the loop keeps their due time and wakes a parked job when its run's next event
 //! arrives.
+//!
+//! Whoever wants to watch can ask for a [`StepReport`] after each step outcome is saved
+//! ([`Executor::with_step_feed`]).
 
 pub mod admin;
 pub mod job;
+pub mod report;
 pub mod schedule;
 pub mod wait;
 pub mod worker;
+
+pub use report::{StepOutcome, StepReport};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -59,6 +65,7 @@ pub struct Executor {
     settings: ExecutorSettings,
     clock: Arc<dyn Clock>,
     handle: ExecutorHandle,
+    step_feed: Option<broadcast::Sender<StepReport>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -90,7 +97,15 @@ impl Executor {
             settings,
             clock,
             handle: ExecutorHandle::default(),
+            step_feed: None,
         }
+    }
+
+    /// Reports each step's outcome on `feed` once it is saved. Reports are only made while the
+    /// feed has receivers; they change nothing the executor does or records.
+    pub fn with_step_feed(mut self, feed: broadcast::Sender<StepReport>) -> Executor {
+        self.step_feed = Some(feed);
+        self
     }
 
     /// A handle to wake the executor once `run` owns it.
@@ -129,6 +144,7 @@ impl Executor {
             policy: self.policy(),
             instance,
             cancel: cancel.clone(),
+            step_feed: self.step_feed.clone(),
         });
         let mut pool = Pool {
             shared,

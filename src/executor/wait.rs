@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::job::{StepSpec, StepStatus, WaitTarget, DEFAULT_WAIT_TIMEOUT};
+use super::report::StepOutcome;
 use super::worker::{count_step, Flow, JobRun, Outcome, Shared, WAIT_FOR_RUN};
 use crate::actions::codegen::{target_org, target_run};
 use crate::actions::ActionError;
@@ -140,6 +141,12 @@ impl Shared {
                     job.progress.waiting_for = Some(target);
                     job.progress.next_attempt_at = None;
                     job.record.state = JobState::Waiting;
+                    let outcome = StepOutcome::Waiting {
+                        org: org.0,
+                        run: run.0,
+                        until: deadline,
+                    };
+                    self.report(job, index, outcome);
                     if !self.save(job, true).await? {
                         return Ok(Flow::Stop(Outcome::Closed));
                     }

@@ -11,11 +11,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use minijinja::Environment;
 use serde_json::Value;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::job::{
     parse_spec, store_progress, template_context, JobSpec, Progress, StepSpec, StepStatus,
 };
+use super::report::{StepOutcome, StepReport};
 use crate::actions::{self, ActionError, ActionSpec, Actions, StepCall};
 use crate::clock::Clock;
 use crate::retry::RetryPolicy;
@@ -52,6 +54,8 @@ pub struct Shared {
     /// This store's executor id, part of every idempotency key.
     pub instance: String,
     pub cancel: CancellationToken,
+    /// Where step outcomes are reported once saved, when someone watches.
+    pub step_feed: Option<broadcast::Sender<StepReport>>,
 }
 
 /// A job being driven, with its parsed data.
@@ -59,6 +63,10 @@ pub(super) struct JobRun {
     pub(super) record: JobRecord,
     pub(super) spec: JobSpec,
     pub(super) progress: Progress,
+    /// How long the last attempt took, until its outcome is reported.
+    pub(super) last_attempt: Option<Duration>,
+    /// Outcomes to report once the next save made them durable.
+    pub(super) reports: Vec<StepReport>,
 }
 
 /// After one move: go on with the next, or hand the job back.
@@ -95,6 +103,8 @@ impl Shared {
             record,
             spec,
             progress,
+            last_attempt: None,
+            reports: Vec::new(),
         };
         loop {
             if let Flow::Stop(outcome) = self.advance(&mut job).await? {
@@ -167,6 +177,7 @@ impl Shared {
                     record.status = StepStatus::Skipped;
                     record.finished_at = Some(self.clock.now());
                     job.progress.step += 1;
+                    self.report(job, index, StepOutcome::Skipped);
                     return Ok(Some(Flow::Continue));
                 }
                 Err(e) => {
@@ -227,7 +238,10 @@ impl Shared {
             job_id: job.record.id,
             rule: &job.record.rule,
         };
-        match self.actions.execute(&call).await {
+        let started = tokio::time::Instant::now();
+        let result = self.actions.execute(&call).await;
+        job.last_attempt = Some(started.elapsed());
+        match result {
             Ok(output) => {
                 self.complete(job, index, output);
                 count_step(action.name, "ok");
@@ -257,6 +271,7 @@ impl Shared {
         record.error = None;
         record.finished_at = Some(self.clock.now());
         job.progress.step += 1;
+        self.report(job, index, StepOutcome::Done);
     }
 
     async fn attempt_failed(
@@ -283,6 +298,13 @@ impl Shared {
             self.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
         job.progress.next_attempt_at = Some(at);
         job.record.state = JobState::Waiting;
+        let outcome = StepOutcome::Retrying {
+            error: err.message.clone(),
+            max_attempts: policy.max_attempts,
+            retry_at: at,
+            retry_in: delay,
+        };
+        self.report(job, index, outcome);
         if !self.save(job, true).await? {
             return Ok(Flow::Stop(Outcome::Closed));
         }
@@ -309,6 +331,11 @@ impl Shared {
         record.error = Some(err.message.clone());
         record.finished_at = Some(now);
         count_step(&step.action, "failed");
+        let outcome = StepOutcome::Failed {
+            error: err.message.clone(),
+            dead: !step.continue_on_error,
+        };
+        self.report(job, index, outcome);
         if step.continue_on_error {
             tracing::warn!(job = job.record.id, rule = %job.record.rule, step = index, action = %step.action, error = %err, "Step failed; continuing (continue_on_error)");
             job.progress.step += 1;
@@ -368,11 +395,14 @@ impl Shared {
                     job = record.id,
                     "Job was closed or dropped meanwhile; leaving it"
                 );
+                // Those outcomes were not recorded: nothing to report.
+                job.reports.clear();
                 return Ok(false);
             }
         }
         if flush {
             self.store.flush().await?;
+            self.publish(job);
         }
         Ok(true)
     }
