@@ -18,12 +18,16 @@ use codegen_sentinel::store::{Store, StoreOptions};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-/// The allocator of the `codegen-sentinel` binary (src/main.rs), so the figures are the daemon's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+fn main() -> anyhow::Result<()> {
+    // As the `codegen-sentinel` binary does, so that the figures are the daemon's.
+    codegen_sentinel::memory::limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async_main())
+}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn async_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

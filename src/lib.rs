@@ -36,6 +36,7 @@ pub mod daemon;
 pub mod engine;
 pub mod events;
 pub mod executor;
+pub mod memory;
 pub mod metrics;
 pub mod retry;
 pub mod rules;

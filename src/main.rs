@@ -5,13 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use codegen_sentinel::cli::{self, Cli};
 
-/// mimalloc rather than the system allocator: webhook payloads and their parsed JSON are many
-/// short-lived allocations across threads, where glibc's malloc spends a quarter of the
-/// receiver's CPU and keeps freed memory in per-thread arenas (see docs/webhooks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    codegen_sentinel::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     cli::init_tracing(cli.log_format, cli.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
