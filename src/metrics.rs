@@ -36,6 +36,8 @@ pub const JOBS_DEAD: &str = "sentinel_jobs_dead";
 pub const WEBHOOK_DELIVERIES: &str = "sentinel_webhook_deliveries_total";
 /// Histogram: seconds from a delivery's first byte to its answer.
 pub const WEBHOOK_SECONDS: &str = "sentinel_webhook_seconds";
+/// Histogram: deliveries recorded by one transaction and flush of the delivery writer.
+pub const WEBHOOK_BATCH: &str = "sentinel_webhook_batch_deliveries";
 /// Histogram: seconds from an observed transition (or delivery) to the first effect of a rule.
 pub const TRANSITION_TO_ACTION_SECONDS: &str = "sentinel_transition_to_action_seconds";
 /// Gauge: bytes used by the store's files.
@@ -49,6 +51,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 300.0,
 ];
+
+/// Buckets of [`WEBHOOK_BATCH`]: up to the writer's largest batch.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 /// How often histogram samples are folded into their buckets when nobody scrapes.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -64,6 +69,9 @@ pub fn install() -> PrometheusHandle {
             let builder = || {
                 PrometheusBuilder::new()
                     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                    .and_then(|b| {
+                        b.set_buckets_for_metric(Matcher::Full(WEBHOOK_BATCH.into()), BATCH_BUCKETS)
+                    })
             };
             let handle = match builder().and_then(PrometheusBuilder::install_recorder) {
                 Ok(handle) => handle,
@@ -151,6 +159,10 @@ fn describe() {
         WEBHOOK_SECONDS,
         Unit::Seconds,
         "Time to answer a GitHub webhook delivery (stored and flushed when accepted)."
+    );
+    describe_histogram!(
+        WEBHOOK_BATCH,
+        "Deliveries recorded by one transaction and flush of the delivery writer."
     );
     describe_histogram!(
         TRANSITION_TO_ACTION_SECONDS,

@@ -45,7 +45,16 @@ fn write_config(dir: &Path, base_url: &str, port: u16) -> std::path::PathBuf {
 }
 
 fn daemon(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"))
+    daemon_command(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn daemon_command(config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    command
         .args(["run", "--config"])
         .arg(config)
         .env("SENTINEL_TEST_TOKEN", TOKEN)
@@ -55,11 +64,8 @@ fn daemon(config: &Path) -> Child {
         )
         .env("SENTINEL_TEST_NOTIFY_SECRET", NOTIFIER_CANARY)
         .env("RUST_LOG", "debug")
-        .env_remove("SENTINEL_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .env_remove("SENTINEL_CONFIG");
+    command
 }
 
 async fn healthcheck(config: &Path) -> std::process::Output {
@@ -68,6 +74,61 @@ async fn healthcheck(config: &Path) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
+}
+
+/// Deliveries the daemon answered 202, by id.
+type Acknowledged = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// `senders` tasks posting signed `pull_request` deliveries (ids `PREFIX-SENDER-N`) to the daemon
+/// at `base` as fast as it answers, until it stops listening; the ones answered 202 go into
+/// `acknowledged`.
+fn spawn_senders(
+    base: &str,
+    prefix: &str,
+    senders: usize,
+    acknowledged: &Acknowledged,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let body = std::sync::Arc::new(
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/github/pull_request.opened.json"
+        ))
+        .unwrap(),
+    );
+    let signature = sign(WEBHOOK_CANARY.as_bytes(), &body);
+    (0..senders)
+        .map(|sender| {
+            let (base, prefix, body, signature, acknowledged) = (
+                base.to_owned(),
+                prefix.to_owned(),
+                body.clone(),
+                signature.clone(),
+                acknowledged.clone(),
+            );
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for i in 0.. {
+                    let delivery = format!("{prefix}-{sender}-{i}");
+                    let sent = http
+                        .post(format!("{base}/webhooks/github"))
+                        .header("X-GitHub-Event", "pull_request")
+                        .header("X-GitHub-Delivery", &delivery)
+                        .header("X-Hub-Signature-256", &signature)
+                        .header("Content-Type", "application/json")
+                        .body(body.as_ref().clone())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(answer) if answer.status() == 202 => {
+                            acknowledged.lock().unwrap().insert(delivery);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return, // the daemon stopped listening
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,7 +289,6 @@ async fn healthcheck_fails_when_nothing_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_delivery() {
     use std::collections::BTreeSet;
-    use std::sync::{Arc, Mutex};
 
     let server = serve(seeded_sim()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -242,46 +302,8 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let body = Arc::new(
-        std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/github/pull_request.opened.json"
-        ))
-        .unwrap(),
-    );
-    let signature = sign(WEBHOOK_CANARY.as_bytes(), &body);
-    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
-    let mut senders = Vec::new();
-    for sender in 0..6 {
-        let (base, body, signature, acknowledged) = (
-            base.clone(),
-            body.clone(),
-            signature.clone(),
-            acknowledged.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            for i in 0.. {
-                let delivery = format!("load-{sender}-{i}");
-                let sent = http
-                    .post(format!("{base}/webhooks/github"))
-                    .header("X-GitHub-Event", "pull_request")
-                    .header("X-GitHub-Delivery", &delivery)
-                    .header("X-Hub-Signature-256", &signature)
-                    .header("Content-Type", "application/json")
-                    .body(body.as_ref().clone())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(answer) if answer.status() == 202 => {
-                        acknowledged.lock().unwrap().insert(delivery);
-                    }
-                    Ok(_) => {}
-                    Err(_) => return, // the daemon stopped listening
-                }
-            }
-        }));
-    }
+    let acknowledged = Acknowledged::default();
+    let senders = spawn_senders(&base, "load", 6, &acknowledged);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stopping = tokio::time::Instant::now();
     let out = terminate(child).await;
@@ -342,5 +364,75 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
     assert!(
         store.open_jobs().unwrap().is_empty(),
         "{open_before} jobs were open at the stop; all finish after the restart"
+    );
+}
+
+/// kill -9 while deliveries are being answered, five times over one store: every delivery
+/// answered 202 is there after the restart, with its event and the decision of the rule that
+/// listens to it (all written in the one transaction the 202 waited for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decision() {
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let acknowledged = Acknowledged::default();
+    let mut rng_state = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..5 {
+        // Logs go to a file: a full pipe would stall the daemon, not test it.
+        let log = std::fs::File::create(dir.path().join(format!("daemon-{round}.log"))).unwrap();
+        let mut child = daemon_command(&config)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !healthcheck(&config).await.status.success() {
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let senders = spawn_senders(&base, &format!("kill-{round}"), 8, &acknowledged);
+        // xorshift: a different moment each round, the same moments each run.
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        tokio::time::sleep(Duration::from_millis(200 + rng_state % 800)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+    }
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 40,
+        "load was applied: {}",
+        acknowledged.len()
+    );
+    let store = codegen_sentinel::store::Store::open(codegen_sentinel::store::StoreOptions::new(
+        dir.path().join("store"),
+    ))
+    .unwrap();
+    for delivery in &acknowledged {
+        assert!(
+            store.delivery(delivery).unwrap().is_some(),
+            "{delivery} acknowledged but not stored"
+        );
+        let event = store
+            .event_by_id(&format!("github/{delivery}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{delivery} has no event"));
+        assert_eq!(event.data["payload"]["number"], 2, "{delivery}: payload");
+        let decisions = store.journal_of_event(event.seq).unwrap();
+        assert!(
+            decisions.iter().any(|d| d.rule == "log-prs"),
+            "{delivery}: no decision of log-prs"
+        );
+    }
+    println!(
+        "{} deliveries acknowledged over 5 kill -9, all stored with event and decision",
+        acknowledged.len()
     );
 }

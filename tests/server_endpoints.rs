@@ -139,6 +139,9 @@ async fn metrics_are_prometheus_text_with_the_sentinel_families() {
     }
     assert!(text.contains(r#"sentinel_events_total{type="github.pull_request",source="webhook"}"#));
     assert!(text.contains(r#"sentinel_webhook_seconds_bucket{le="0.001"}"#));
+    // The delivery writer's batches: every accepted delivery was in one of them.
+    assert!(text.contains("# TYPE sentinel_webhook_batch_deliveries histogram"));
+    assert!(text.contains(r#"sentinel_webhook_batch_deliveries_bucket{le="256"}"#));
     let line = text
         .lines()
         .find(|l| l.starts_with(r#"sentinel_webhook_deliveries_total{outcome="unauthorized"}"#))

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::record::{record_delivery, take_payload, Delivery, Recorded};
 use crate::events::EventSink;
+use crate::metrics as names;
 use crate::store::{Store, StoreError};
 
 /// Deliveries waiting for the writer at most; senders wait beyond it.
@@ -109,6 +110,7 @@ async fn write_batches(mut queue: mpsc::Receiver<Submission>) {
                 Err(_) => break,
             }
         }
+        metrics::histogram!(names::WEBHOOK_BATCH).record(batch.len() as f64);
         let writer = target.clone();
         let written =
             tokio::task::spawn_blocking(move || commit(&writer.store, writer.sink.as_ref(), batch))
