@@ -436,3 +436,57 @@ async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decisi
         acknowledged.len()
     );
 }
+
+/// `explain` while the daemon holds the store: the command asks the daemon over loopback and
+/// prints the same report as from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_asks_the_running_daemon_when_it_holds_the_store() {
+    let sim = seeded_sim();
+    let server = serve(sim.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    let child = daemon(&config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !healthcheck(&config).await.status.success() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A run that appears and fails after the daemon's first reconcile: recorded as events.
+    let run = sim.create_run(ORG, codegen_sentinel::sim::RunPlan::ends("FAILED"));
+    sim.set_status(ORG, run, Some("FAILED"));
+    let explain = |run: i64| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+        command
+            .args(["explain", &run.to_string(), "--config"])
+            .arg(&config);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = explain(run).await.unwrap();
+        if out.status.success() {
+            break out;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "explain never found run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by the running daemon"), "{stderr}");
+    assert!(stdout.contains(&format!("run/{ORG}/{run}/")), "{stdout}");
+    assert!(
+        stdout.contains("log-prs"),
+        "every current rule is accounted for: {stdout}"
+    );
+
+    // A run the daemon never saw is an error, as with a stopped daemon.
+    let out = explain(424_242).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no events recorded for run 424242"));
+    terminate(child).await;
+}

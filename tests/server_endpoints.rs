@@ -283,3 +283,32 @@ async fn serve_answers_on_loopback_refuses_oversize_early_and_stops_when_cancell
     assert!(rig.store.delivery("net-1").unwrap().is_some());
     assert!(rig.store.delivery("net-2").unwrap().is_none());
 }
+
+#[tokio::test]
+async fn explain_answers_loopback_clients_only() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+    use std::net::SocketAddr;
+    use tower::ServiceExt;
+
+    let rig = Rig::new(&[SECRET]);
+    let ask = |from: Option<&str>| {
+        let mut request = Request::get("/explain/5?org=7")
+            .body(Body::empty())
+            .unwrap();
+        if let Some(from) = from {
+            let addr: SocketAddr = from.parse().unwrap();
+            request.extensions_mut().insert(ConnectInfo(addr));
+        }
+        rig.app.clone().oneshot(request)
+    };
+    for refused in [None, Some("10.1.2.3:5555"), Some("[2001:db8::1]:5555")] {
+        let (status, body) = read(ask(refused).await.unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused:?}");
+        assert_eq!(body["status"], "explain answers loopback clients only");
+    }
+    let (status, body) = read(ask(Some("127.0.0.1:5555")).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!([]), "nothing recorded of run 5");
+}

@@ -1,17 +1,26 @@
 //! `codegen-sentinel explain RUN_ID`: every recorded event of a run and, for each rule, what it
-//! decided and why (from the journal), with the jobs that firings created.
+//! decided and why (from the journal), with the jobs that firings created. Read from the store,
+//! or, while a running daemon holds it, asked of that daemon (`GET /explain/{run_id}` on its
+//! `server.listen`, answered to loopback clients).
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
+use super::healthcheck::reachable;
 use super::{config_source, open_store, Failure};
+use crate::config::Settings;
+use crate::engine::explain::{explain_run, ExplainedEvent};
 use crate::rules::eval::rfc3339;
 use crate::rules::{compile_paths, CompileEnv, RuleSet};
-use crate::store::{EventRecord, JobRecord, JournalRecord};
+use crate::store::{EventRecord, JobRecord, JournalRecord, StoreError};
+
+/// How long the running daemon has to answer.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -28,25 +37,25 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-pub fn run(args: ExplainArgs) -> Result<(), Failure> {
+pub async fn run(args: ExplainArgs) -> Result<(), Failure> {
     let settings = config_source::required(args.config.as_deref())?;
-    let store = open_store(&settings)?;
-    let orgs: Vec<i64> = match args.org {
-        Some(org) => vec![org],
-        None => settings
-            .org_ids()
-            .iter()
-            .filter_map(|o| i64::try_from(*o).ok())
-            .collect(),
+    let events = match open_store(&settings) {
+        Ok(store) => {
+            let orgs: Vec<i64> = match args.org {
+                Some(org) => vec![org],
+                None => settings
+                    .org_ids()
+                    .iter()
+                    .filter_map(|o| i64::try_from(*o).ok())
+                    .collect(),
+            };
+            explain_run(&store, &orgs, args.run_id).context("reading the store")?
+        }
+        Err(Failure::Runtime(error)) if held_by_a_daemon(&error) => {
+            ask_daemon(&settings, &args).await?
+        }
+        Err(other) => return Err(other),
     };
-    let mut events = Vec::new();
-    for org in orgs {
-        events.extend(
-            store
-                .events_of_run(org, args.run_id)
-                .context("reading events")?,
-        );
-    }
     if events.is_empty() {
         return Err(Failure::Runtime(anyhow::anyhow!(
             "no events recorded for run {}",
@@ -60,26 +69,57 @@ pub fn run(args: ExplainArgs) -> Result<(), Failure> {
             "note: the rule files have errors (see `check`); only recorded decisions are shown"
         );
     }
-    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let jobs: Vec<JobRecord> = store
-        .jobs()
-        .filter_map(Result::ok)
-        .filter(|j| ids.contains(&j.event_id.as_str()))
-        .collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for event in &events {
-        let journal = store
-            .journal_of_event(event.seq)
-            .context("reading the journal")?;
+    for explained in &events {
+        let (event, journal, jobs) = (&explained.event, &explained.decisions, &explained.jobs);
         let written = if args.json {
-            writeln!(out, "{}", event_json(event, &journal, &jobs))
+            writeln!(out, "{}", event_json(event, journal, jobs))
         } else {
-            write_event(&mut out, event, &journal, &jobs, current.as_ref())
+            write_event(&mut out, event, journal, jobs, current.as_ref())
         };
         written.context("writing to stdout")?;
     }
     Ok(())
+}
+
+/// Whether opening the store failed because another process (the daemon) holds it.
+fn held_by_a_daemon(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Locked { .. })))
+}
+
+/// The same events, from the daemon that holds the store.
+async fn ask_daemon(
+    settings: &Settings,
+    args: &ExplainArgs,
+) -> Result<Vec<ExplainedEvent>, Failure> {
+    let addr = reachable(settings.server.listen);
+    let mut url = format!("http://{addr}/explain/{}", args.run_id);
+    if let Some(org) = args.org {
+        url.push_str(&format!("?org={org}"));
+    }
+    eprintln!("note: the store is in use by the running daemon; asking it at {addr}");
+    let failed = |e: &dyn std::fmt::Display| {
+        Failure::Runtime(anyhow::anyhow!(
+            "the store is in use and the daemon at {addr} did not answer: {e}"
+        ))
+    };
+    let client = reqwest::Client::builder()
+        .timeout(DAEMON_TIMEOUT)
+        .build()
+        .map_err(|e| failed(&e))?;
+    let response = client.get(&url).send().await.map_err(|e| failed(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(failed(&format!("{status}: {}", body.trim())));
+    }
+    response
+        .json::<Vec<ExplainedEvent>>()
+        .await
+        .map_err(|e| failed(&e))
 }
 
 fn event_json(

@@ -4,6 +4,7 @@
 //! neither lose a firing nor repeat one: the event, its decisions and its jobs commit together,
 //! and a rule fires at most once per (rule, key).
 
+pub mod explain;
 mod job;
 pub mod replay;
 pub mod summary;
