@@ -115,6 +115,22 @@ fn prune_removes_exactly_the_expired_history() {
     populate(&store, false);
     let policy = RetentionPolicy { max_age: DAY };
 
+    // An old dead letter stays until an operator retries or drops it.
+    let dead = store
+        .transaction(|tx| {
+            let mut job = tx.insert_job(NewJob {
+                rule: "notify".into(),
+                event_id: "gone".into(),
+                key: "k".into(),
+                created_at: days_ago(90),
+                data: json!({}),
+            })?;
+            job.state = codegen_sentinel::store::JobState::Dead;
+            tx.put_job(&job)?;
+            Ok(job.id)
+        })
+        .unwrap();
+
     let stats = store
         .prune_once(now(), &RetentionPolicy { max_age: 30 * DAY })
         .unwrap();
@@ -125,6 +141,7 @@ fn prune_removes_exactly_the_expired_history() {
             events: 1,
             journal: 1,
             deliveries: 0,
+            jobs: 1,
             damaged: 0
         }
     );
@@ -141,13 +158,24 @@ fn prune_removes_exactly_the_expired_history() {
         store.get_run(7, 1).unwrap().is_some(),
         "runs are never pruned"
     );
-    assert_eq!(store.jobs().count(), 2, "jobs are never pruned");
+    let jobs: Vec<_> = store.jobs().map(Result::unwrap).collect();
+    assert_eq!(
+        jobs.len(),
+        2,
+        "the 40-day-old done job went; the recent one and the dead stay"
+    );
+    assert!(jobs.iter().any(|j| j.id == dead));
+    assert!(jobs.iter().any(|j| j.created_at == days_ago(5)));
 
     // A one-day policy still keeps deliveries younger than a week and unprocessed ones.
     let stats = store.prune_once(now(), &policy).unwrap();
     assert_eq!(stats.deliveries, 1);
     assert_eq!(ids(store.deliveries(), |d| d.id), ["pending", "week"]);
-    assert_eq!((stats.transitions, stats.events, stats.journal), (1, 1, 1));
+    assert_eq!(
+        (stats.transitions, stats.events, stats.journal, stats.jobs),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(ids(store.jobs(), |j| j.id.to_string()), [dead.to_string()]);
     assert_eq!(store.transitions(None).count(), 0);
     assert_eq!(store.events_after(0).count(), 0);
     let left = store.stats().unwrap();

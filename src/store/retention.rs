@@ -1,9 +1,11 @@
 //! Retention: pruning history older than a policy's age, never current state or pending work.
 //!
 //! Pruned: transitions, events (with their `event_ids` and `run_events` entries), journal
-//! entries, and processed deliveries. Kept whatever their age: runs, jobs, the events of open
-//! jobs (and their journal entries), unprocessed deliveries, and every delivery younger than
-//! [`MIN_DELIVERY_AGE`] (GitHub redelivers for days; the delivery id is the dedupe key).
+//! entries, processed deliveries, and jobs that finished (`done`) and were created before the
+//! cutoff. Kept whatever their age: runs, open jobs and dead letters (an operator retries or
+//! drops those), the events of open jobs (and their journal entries), unprocessed deliveries,
+//! and every delivery younger than [`MIN_DELIVERY_AGE`] (GitHub redelivers for days; the
+//! delivery id is the dedupe key).
 //! Once an event is pruned its stable id can be inserted again.
 
 use std::collections::HashSet;
@@ -54,6 +56,7 @@ pub struct PruneStats {
     pub events: u64,
     pub journal: u64,
     pub deliveries: u64,
+    pub jobs: u64,
     /// Records that could not be decoded: left in place and logged.
     pub damaged: u64,
 }
@@ -108,6 +111,9 @@ impl Store {
         })?;
         stats.deliveries = self.prune_tree(&mut stats.damaged, |_, d: &DeliveryRecord| {
             d.processed && d.received_at < deliveries
+        })?;
+        stats.jobs = self.prune_tree(&mut stats.damaged, |_, j: &JobRecord| {
+            j.state == JobState::Done && j.created_at < history
         })?;
         stats.events = self.prune_events(&mut stats.damaged, history, &kept_ids)?;
         Ok(stats)
