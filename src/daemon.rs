@@ -199,6 +199,28 @@ impl Daemon {
                 result.map_err(anyhow::Error::from),
             )
         });
+        let socket = crate::admin::socket_path(&self.settings.store.path);
+        let orgs = self
+            .settings
+            .org_ids()
+            .iter()
+            .filter_map(|o| i64::try_from(*o).ok())
+            .collect();
+        let (admin, cancel) = (
+            crate::admin::router(self.store.clone(), orgs),
+            shutdown.clone(),
+        );
+        loops.spawn(async move {
+            // Not worth stopping the daemon for: only `explain` while it runs needs the socket.
+            if let Err(error) = crate::admin::serve(&socket, admin, cancel.clone()).await {
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    "Admin socket unavailable; `explain` cannot ask this daemon"
+                );
+                cancel.cancelled().await;
+            }
+            ("admin socket".to_owned(), Ok(()))
+        });
         let (feed, cancel) = (self.feed.subscribe(), shutdown.clone());
         let executor = self.executor.take().context("the daemon runs only once")?;
         loops.spawn(async move { ("executor".to_owned(), executor.run(feed, cancel).await) });

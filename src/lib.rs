@@ -28,6 +28,7 @@
 //! - [`cli`]: one module per command group; `main.rs` only parses and dispatches.
 
 pub mod actions;
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -1,7 +1,5 @@
 //! The HTTP surface (DESIGN §7): `POST /webhooks/github`, `/healthz`, `/readyz`, `/metrics`
-//! and `/status`, as one router ([`app`]) that tests drive without a socket, and [`serve`]. Also
-//! `GET /explain/{run_id}` for the `explain` command while the daemon holds the store; it shows
-//! stored payloads, so it answers loopback clients only.
+//! and `/status`, as one router ([`app`]) that tests drive without a socket, and [`serve`].
 //!
 //! What the probes report comes from [`Probes`], filled by the daemon: the poller's health,
 //! whether rules are loaded (their hash), job counts. Nothing here prints a secret: the only
@@ -11,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::RateBudget;
 use crate::clock::{Clock, SystemClock};
-use crate::engine::explain::explain_run;
 use crate::metrics as names;
 use crate::sources::poller::PollerHealth;
 use crate::sources::webhook::{self, Webhooks};
@@ -192,7 +189,6 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
-        .route("/explain/{run_id}", get(explain))
         .with_state(state)
         .merge(webhooks)
 }
@@ -342,53 +338,4 @@ fn unavailable(why: &str) -> Response {
         Json(json!({"status": why})),
     )
         .into_response()
-}
-
-/// `?org=` of `/explain/{run_id}`: one organization instead of every configured one.
-#[derive(Debug, serde::Deserialize)]
-struct ExplainQuery {
-    org: Option<i64>,
-}
-
-/// The events of a run with their decisions and jobs ([`explain_run`]), for the `explain`
-/// command on this host: refused to any client that is not on loopback.
-async fn explain(
-    State(state): State<AppState>,
-    Path(run_id): Path<i64>,
-    Query(query): Query<ExplainQuery>,
-    request: Request,
-) -> Response {
-    let local = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|c| c.0.ip().is_loopback());
-    if !local {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"status": "explain answers loopback clients only"})),
-        )
-            .into_response();
-    }
-    let orgs: Vec<i64> = match query.org {
-        Some(org) => vec![org],
-        None => state
-            .probes
-            .orgs
-            .iter()
-            .filter_map(|o| i64::try_from(*o).ok())
-            .collect(),
-    };
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || explain_run(&store, &orgs, run_id)).await {
-        Ok(Ok(events)) => Json(events).into_response(),
-        Ok(Err(error)) => {
-            tracing::error!(%error, run_id, "explain could not read the store");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "could not read the store"})),
-            )
-                .into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
 }

@@ -1,7 +1,6 @@
 //! `codegen-sentinel explain RUN_ID`: every recorded event of a run and, for each rule, what it
 //! decided and why (from the journal), with the jobs that firings created. Read from the store,
-//! or, while a running daemon holds it, asked of that daemon (`GET /explain/{run_id}` on its
-//! `server.listen`, answered to loopback clients).
+//! or, while a running daemon holds it, asked of that daemon on its admin socket.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,7 +10,6 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
-use super::healthcheck::reachable;
 use super::{config_source, open_store, Failure};
 use crate::config::Settings;
 use crate::engine::explain::{explain_run, ExplainedEvent};
@@ -90,36 +88,28 @@ fn held_by_a_daemon(error: &anyhow::Error) -> bool {
         .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Locked { .. })))
 }
 
-/// The same events, from the daemon that holds the store.
+/// The same events, from the daemon that holds the store (its admin socket).
 async fn ask_daemon(
     settings: &Settings,
     args: &ExplainArgs,
 ) -> Result<Vec<ExplainedEvent>, Failure> {
-    let addr = reachable(settings.server.listen);
-    let mut url = format!("http://{addr}/explain/{}", args.run_id);
+    let socket = crate::admin::socket_path(&settings.store.path);
+    let mut uri = format!("/explain/{}", args.run_id);
     if let Some(org) = args.org {
-        url.push_str(&format!("?org={org}"));
+        uri.push_str(&format!("?org={org}"));
     }
-    eprintln!("note: the store is in use by the running daemon; asking it at {addr}");
-    let failed = |e: &dyn std::fmt::Display| {
-        Failure::Runtime(anyhow::anyhow!(
-            "the store is in use and the daemon at {addr} did not answer: {e}"
-        ))
-    };
-    let client = reqwest::Client::builder()
-        .timeout(DAEMON_TIMEOUT)
-        .build()
-        .map_err(|e| failed(&e))?;
-    let response = client.get(&url).send().await.map_err(|e| failed(&e))?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
-        return Err(failed(&format!("{status}: {}", body.trim())));
-    }
-    response
-        .json::<Vec<ExplainedEvent>>()
+    eprintln!(
+        "note: the store is in use by the running daemon; asking it on {}",
+        socket.display()
+    );
+    crate::admin::get_json(&socket, &uri, DAEMON_TIMEOUT)
         .await
-        .map_err(|e| failed(&e))
+        .map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!(
+                "the store is in use and the daemon did not answer on {}: {e:#}",
+                socket.display()
+            ))
+        })
 }
 
 fn event_json(

@@ -55,7 +55,7 @@ pub async fn run(args: HealthcheckArgs) -> Result<(), Failure> {
 }
 
 /// The address to connect to for a listen address (`0.0.0.0` and `::` mean loopback).
-pub(super) fn reachable(listen: SocketAddr) -> SocketAddr {
+fn reachable(listen: SocketAddr) -> SocketAddr {
     let ip = match listen.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
