@@ -1,5 +1,7 @@
 //! The admin socket: a Unix socket in the store's directory ([`SOCKET_NAME`], mode 0600) where
-//! the running daemon answers the commands that need its store while it holds it (`explain`).
+//! the running daemon answers the commands that need its store while it holds it: `explain`,
+//! `jobs list|show|retry|drop` and `silence list|add|expire`. Writes are flushed before they
+//! are answered, and a retried job wakes the executor at once.
 //!
 //! The socket file's permissions are the access control: only the daemon's user and root can
 //! connect, so the answers (which include stored payloads) need no token and are never
@@ -14,7 +16,7 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -22,7 +24,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::explain::explain_run;
-use crate::store::Store;
+use crate::executor::admin::{self as jobs, AdminError};
+use crate::executor::ExecutorHandle;
+use crate::store::{NewSilence, SilenceRecord, Store, StoreError};
 
 /// The socket's file name, inside the store's directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -39,13 +43,54 @@ pub fn socket_path(store_path: &Path) -> PathBuf {
 struct Admin {
     store: Store,
     orgs: Vec<i64>,
+    executor: Option<ExecutorHandle>,
 }
 
-/// The routes of the socket: `GET /explain/{run_id}[?org=N]`.
-pub fn router(store: Store, orgs: Vec<i64>) -> Router {
+/// The routes of the socket: `GET /explain/{run_id}[?org=N]`, `GET /jobs[?dead=true]`,
+/// `GET /jobs/{id}`, `POST /jobs/{id}/retry`, `POST /jobs/{id}/drop`, `GET /silences`,
+/// `POST /silences` (a [`NewSilence`]) and `POST /silences/{id}/expire`. `executor` is woken
+/// when a job is queued again.
+pub fn router(store: Store, orgs: Vec<i64>, executor: Option<ExecutorHandle>) -> Router {
     Router::new()
         .route("/explain/{run_id}", get(explain))
-        .with_state(Admin { store, orgs })
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{id}", get(show_job))
+        .route("/jobs/{id}/retry", post(retry_job))
+        .route("/jobs/{id}/drop", post(drop_job))
+        .route("/silences", get(list_silences).post(add_silence))
+        .route("/silences/{id}/expire", post(expire_silence))
+        .with_state(Admin {
+            store,
+            orgs,
+            executor,
+        })
+}
+
+/// Records a silence and makes it durable.
+pub async fn add_silence_to(
+    store: &Store,
+    silence: NewSilence,
+) -> Result<SilenceRecord, StoreError> {
+    let record = store.transaction(|tx| tx.insert_silence(silence.clone()))?;
+    store.flush().await?;
+    Ok(record)
+}
+
+/// Marks silence `id` expired and makes it durable; None when there is no such silence.
+pub async fn expire_silence_in(
+    store: &Store,
+    id: u64,
+) -> Result<Option<SilenceRecord>, StoreError> {
+    let found = store.transaction(|tx| {
+        let Some(mut silence) = tx.get_silence(id)? else {
+            return Ok(None);
+        };
+        silence.expired = true;
+        tx.put_silence(&silence)?;
+        Ok(Some(silence))
+    })?;
+    store.flush().await?;
+    Ok(found)
 }
 
 /// Serves `router` on a new socket at `path` (a stale one from an earlier run is replaced)
@@ -67,34 +112,188 @@ pub async fn serve(path: &Path, router: Router, cancel: CancellationToken) -> an
     served.with_context(|| format!("admin socket {}", path.display()))
 }
 
-/// `GET uri` on the socket at `path`, the answer decoded from JSON; a non-2xx answer is an
-/// error carrying its status and body.
+/// Why a call on the admin socket did not return its value.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The daemon answered, with a 4xx: what was asked does not apply (no such job, ...).
+    #[error("{message}")]
+    Refused { status: u16, message: String },
+    /// No usable answer: not connected, a 5xx, a timeout, an undecodable body.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// `GET uri` on the socket at `path`, decoded from JSON.
 pub async fn get_json<T: DeserializeOwned>(
     path: &Path,
     uri: &str,
     timeout: Duration,
-) -> anyhow::Result<T> {
+) -> Result<T, CallError> {
+    call(path, Request::get(uri), Body::empty(), timeout).await
+}
+
+/// `POST uri` with `body` as JSON on the socket at `path`, the answer decoded from JSON.
+pub async fn post_json<T: DeserializeOwned>(
+    path: &Path,
+    uri: &str,
+    body: &impl serde::Serialize,
+    timeout: Duration,
+) -> Result<T, CallError> {
+    let bytes = serde_json::to_vec(body).context("encoding the request")?;
+    let request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+    call(path, request, Body::from(bytes), timeout).await
+}
+
+async fn call<T: DeserializeOwned>(
+    path: &Path,
+    request: axum::http::request::Builder,
+    body: Body,
+    timeout: Duration,
+) -> Result<T, CallError> {
     let exchange = async {
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .with_context(|| format!("connecting to {}", path.display()))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP handshake")?;
         tokio::spawn(connection);
-        let request = Request::get(uri)
+        let request = request
             .header(header::HOST, "localhost")
-            .body(Body::empty())?;
-        let response = sender.send_request(request).await?;
+            .body(body)
+            .context("building the request")?;
+        let response = sender.send_request(request).await.context("sending")?;
         let status = response.status();
-        let bytes = axum::body::to_bytes(Body::new(response.into_body()), MAX_ANSWER).await?;
-        if !status.is_success() {
-            anyhow::bail!("{status}: {}", String::from_utf8_lossy(&bytes).trim());
+        let bytes = axum::body::to_bytes(Body::new(response.into_body()), MAX_ANSWER)
+            .await
+            .context("reading the answer")?;
+        if status.is_client_error() {
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                message,
+            });
         }
-        serde_json::from_slice(&bytes).context("decoding the answer")
+        if !status.is_success() {
+            return Err(
+                anyhow::anyhow!("{status}: {}", String::from_utf8_lossy(&bytes).trim()).into(),
+            );
+        }
+        Ok(serde_json::from_slice(&bytes).context("decoding the answer")?)
     };
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {}s", timeout.as_secs()))?
+}
+
+/// A JSON answer `{"status": message}` with `status`.
+fn refusal(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"status": message.to_string()}))).into_response()
+}
+
+/// A store failure: logged here, a 503 without details there.
+fn store_failure(what: &str, error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "Admin socket: {what} failed");
+    refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{what} failed: see the daemon's log"),
+    )
+}
+
+/// Runs store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `?dead=true` of `/jobs`: the dead letters instead of the open jobs.
+#[derive(Debug, serde::Deserialize)]
+struct JobsQuery {
+    #[serde(default)]
+    dead: bool,
+}
+
+async fn list_jobs(State(admin): State<Admin>, Query(query): Query<JobsQuery>) -> Response {
+    let store = admin.store;
+    match blocking(move || jobs::list(&store, query.dead)).await {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(error)) => store_failure("listing jobs", error),
+        Err(response) => response,
+    }
+}
+
+async fn show_job(State(admin): State<Admin>, UrlPath(id): UrlPath<u64>) -> Response {
+    let store = admin.store;
+    match blocking(move || store.job(id)).await {
+        Ok(Ok(Some(job))) => Json(job).into_response(),
+        Ok(Ok(None)) => refusal(StatusCode::NOT_FOUND, format!("no job {id}")),
+        Ok(Err(error)) => store_failure("reading a job", error),
+        Err(response) => response,
+    }
+}
+
+async fn retry_job(State(admin): State<Admin>, UrlPath(id): UrlPath<u64>) -> Response {
+    let store = admin.store.clone();
+    let retried = blocking(move || jobs::retry(&store, id)).await;
+    let answer = job_change(&admin, retried, "retrying a job").await;
+    if let Some(executor) = &admin.executor {
+        executor.wake();
+    }
+    answer
+}
+
+async fn drop_job(State(admin): State<Admin>, UrlPath(id): UrlPath<u64>) -> Response {
+    let store = admin.store.clone();
+    let dropped = blocking(move || jobs::drop_job(&store, id)).await;
+    job_change(&admin, dropped, "dropping a job").await
+}
+
+/// The answer to a job change: flushed first when it happened.
+async fn job_change(
+    admin: &Admin,
+    changed: Result<Result<crate::store::JobRecord, AdminError>, Response>,
+    what: &str,
+) -> Response {
+    match changed {
+        Ok(Ok(job)) => match admin.store.flush().await {
+            Ok(_) => Json(job).into_response(),
+            Err(error) => store_failure(what, error),
+        },
+        Ok(Err(error @ AdminError::NotFound(_))) => refusal(StatusCode::NOT_FOUND, error),
+        Ok(Err(error @ AdminError::NotDead { .. })) => refusal(StatusCode::CONFLICT, error),
+        Ok(Err(AdminError::Store(error))) => store_failure(what, error),
+        Err(response) => response,
+    }
+}
+
+async fn list_silences(State(admin): State<Admin>) -> Response {
+    let store = admin.store;
+    match blocking(move || store.silences().collect::<Result<Vec<_>, _>>()).await {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(error)) => store_failure("listing silences", error),
+        Err(response) => response,
+    }
+}
+
+async fn add_silence(State(admin): State<Admin>, Json(silence): Json<NewSilence>) -> Response {
+    match add_silence_to(&admin.store, silence).await {
+        Ok(record) => Json(record).into_response(),
+        Err(error) => store_failure("adding a silence", error),
+    }
+}
+
+async fn expire_silence(State(admin): State<Admin>, UrlPath(id): UrlPath<u64>) -> Response {
+    match expire_silence_in(&admin.store, id).await {
+        Ok(Some(record)) => Json(record).into_response(),
+        Ok(None) => refusal(StatusCode::NOT_FOUND, format!("no silence with id {id}")),
+        Err(error) => store_failure("expiring a silence", error),
+    }
 }
 
 /// `?org=` of `/explain/{run_id}`: one organization instead of every configured one.
@@ -139,7 +338,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let server = tokio::spawn({
             let (path, cancel) = (path.clone(), cancel.clone());
-            async move { serve(&path, router(store, vec![7]), cancel).await }
+            async move { serve(&path, router(store, vec![7], None), cancel).await }
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let events: Vec<serde_json::Value> = loop {
@@ -154,8 +353,12 @@ mod tests {
         assert!(events.is_empty(), "nothing recorded of run 5");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "only the daemon's user may connect");
-        let missing = get_json::<serde_json::Value>(&path, "/nope", Duration::from_secs(5)).await;
-        assert!(missing.unwrap_err().to_string().starts_with("404"));
+        let missing =
+            get_json::<serde_json::Value>(&path, "/jobs/99", Duration::from_secs(5)).await;
+        assert!(
+            matches!(&missing, Err(CallError::Refused { status: 404, message }) if message == "no job 99"),
+            "{missing:?}"
+        );
 
         cancel.cancel();
         server.await.unwrap().unwrap();

@@ -206,8 +206,9 @@ impl Daemon {
             .iter()
             .filter_map(|o| i64::try_from(*o).ok())
             .collect();
+        let executor_handle = self.executor.as_ref().map(Executor::handle);
         let (admin, cancel) = (
-            crate::admin::router(self.store.clone(), orgs),
+            crate::admin::router(self.store.clone(), orgs, executor_handle),
             shutdown.clone(),
         );
         loops.spawn(async move {

@@ -68,6 +68,26 @@ fn daemon_command(config: &Path) -> Command {
     command
 }
 
+/// The daemon with its logs in the file at `log` (a pipe nobody reads would fill under load and
+/// stall the daemon, not test it).
+fn daemon_logging_to(config: &Path, log: &Path) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    daemon_command(config)
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `healthcheck` says the daemon of `config` is ready.
+async fn wait_ready(config: &Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !healthcheck(config).await.status.success() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn healthcheck(config: &Path) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
     cmd.args(["healthcheck", "--config"]).arg(config);
@@ -380,18 +400,9 @@ async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decisi
     let acknowledged = Acknowledged::default();
     let mut rng_state = 0x9e37_79b9_7f4a_7c15_u64;
     for round in 0..5 {
-        // Logs go to a file: a full pipe would stall the daemon, not test it.
-        let log = std::fs::File::create(dir.path().join(format!("daemon-{round}.log"))).unwrap();
-        let mut child = daemon_command(&config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while !healthcheck(&config).await.status.success() {
-            assert!(tokio::time::Instant::now() < deadline, "never ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = dir.path().join(format!("daemon-{round}.log"));
+        let mut child = daemon_logging_to(&config, &log);
+        wait_ready(&config).await;
         let senders = spawn_senders(&base, &format!("kill-{round}"), 8, &acknowledged);
         // xorshift: a different moment each round, the same moments each run.
         rng_state ^= rng_state << 13;
@@ -447,11 +458,7 @@ async fn explain_asks_the_running_daemon_when_it_holds_the_store() {
     let port = free_port();
     let config = write_config(dir.path(), &server.base_url, port);
     let child = daemon(&config);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !healthcheck(&config).await.status.success() {
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&config).await;
     // A run that appears and fails after the daemon's first reconcile: recorded as events.
     let run = sim.create_run(ORG, codegen_sentinel::sim::RunPlan::ends("FAILED"));
     sim.set_status(ORG, run, Some("FAILED"));
@@ -489,4 +496,135 @@ async fn explain_asks_the_running_daemon_when_it_holds_the_store() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no events recorded for run 424242"));
     terminate(child).await;
+}
+
+/// `jobs` and `silence` while the daemon holds the store: they go through its admin socket and
+/// act at once (a dead letter retried, dropped; a silence added, listed, expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_and_silences_are_managed_through_the_running_daemon() {
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    // A rule whose only step cannot succeed (nothing listens on port 9) and is not retried.
+    std::fs::write(
+        dir.path().join("rules/audit.yaml"),
+        "rules:\n  - name: audit-prs\n    trigger: github.pull_request\n    steps:\n      - action: notify\n        with: { to: audit, text: \"PR {{ payload.number }}\" }\n        retry: { max_attempts: 1 }\n",
+    )
+    .unwrap();
+    let log_path = dir.path().join("daemon.log");
+    let child = daemon_logging_to(&config, &log_path);
+    wait_ready(&config).await;
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+        command.args(args).arg("--config").arg(&config);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+
+    let acknowledged = Acknowledged::default();
+    let senders = spawn_senders(
+        &format!("http://127.0.0.1:{port}"),
+        "jobs",
+        1,
+        &acknowledged,
+    );
+    while acknowledged.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for sender in &senders {
+        sender.abort();
+    }
+
+    // The notify step fails at once: its job becomes a dead letter.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let out = cli(&["jobs", "list", "--dead", "--json"]).await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("in use by the running daemon"));
+        let first = text(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|j| j["rule"] == "audit-prs");
+        if let Some(job) = first {
+            break job["id"].as_u64().unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = cli(&["jobs", "show", &dead.to_string()]).await.unwrap();
+    assert!(text(&out).contains("\"audit-prs\""), "{}", text(&out));
+    let out = cli(&["jobs", "retry", &dead.to_string()]).await.unwrap();
+    assert_eq!(
+        text(&out).trim(),
+        format!("job {dead} (audit-prs) is queued again")
+    );
+    // Queued again, it fails again (nothing listens yet); dropping it works in any state.
+    let out = cli(&["jobs", "drop", &dead.to_string()]).await.unwrap();
+    assert!(
+        text(&out).starts_with(&format!("job {dead} (audit-prs")),
+        "{}",
+        text(&out)
+    );
+    let out = cli(&["jobs", "show", &dead.to_string()]).await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "a dropped job is gone");
+    let out = cli(&["jobs", "retry", "999999"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job 999999"));
+
+    let out = cli(&[
+        "silence",
+        "add",
+        "log-prs",
+        "--until",
+        "1h",
+        "--reason",
+        "incident 42",
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: u64 = text(&out)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let out = cli(&["silence", "list"]).await.unwrap();
+    assert!(text(&out).contains("incident 42"), "{}", text(&out));
+    let out = cli(&["silence", "expire", &id.to_string()]).await.unwrap();
+    assert_eq!(
+        text(&out).trim(),
+        format!("silence {id} on log-prs expired")
+    );
+    let out = cli(&["silence", "list"]).await.unwrap();
+    assert!(
+        !text(&out).contains("incident 42"),
+        "expired: {}",
+        text(&out)
+    );
+    let out = cli(&["silence", "expire", "999999"]).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = terminate(child).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let last: Vec<&str> = log.lines().rev().take(15).collect();
+    assert_eq!(out.status.code(), Some(0), "{last:#?}");
+    assert!(
+        !dir.path().join("store").join("admin.sock").exists(),
+        "the socket is removed at shutdown"
+    );
 }

@@ -4,21 +4,16 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
-use super::{config_source, open_store, Failure};
-use crate::config::Settings;
-use crate::engine::explain::{explain_run, ExplainedEvent};
+use super::target::Target;
+use super::{config_source, Failure};
 use crate::rules::eval::rfc3339;
 use crate::rules::{compile_paths, CompileEnv, RuleSet};
-use crate::store::{EventRecord, JobRecord, JournalRecord, StoreError};
-
-/// How long the running daemon has to answer.
-const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::store::{EventRecord, JobRecord, JournalRecord};
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -37,23 +32,17 @@ pub struct ExplainArgs {
 
 pub async fn run(args: ExplainArgs) -> Result<(), Failure> {
     let settings = config_source::required(args.config.as_deref())?;
-    let events = match open_store(&settings) {
-        Ok(store) => {
-            let orgs: Vec<i64> = match args.org {
-                Some(org) => vec![org],
-                None => settings
-                    .org_ids()
-                    .iter()
-                    .filter_map(|o| i64::try_from(*o).ok())
-                    .collect(),
-            };
-            explain_run(&store, &orgs, args.run_id).context("reading the store")?
-        }
-        Err(Failure::Runtime(error)) if held_by_a_daemon(&error) => {
-            ask_daemon(&settings, &args).await?
-        }
-        Err(other) => return Err(other),
+    let orgs: Vec<i64> = match args.org {
+        Some(org) => vec![org],
+        None => settings
+            .org_ids()
+            .iter()
+            .filter_map(|o| i64::try_from(*o).ok())
+            .collect(),
     };
+    let events = Target::open(&settings)?
+        .explain(&orgs, args.org, args.run_id)
+        .await?;
     if events.is_empty() {
         return Err(Failure::Runtime(anyhow::anyhow!(
             "no events recorded for run {}",
@@ -79,37 +68,6 @@ pub async fn run(args: ExplainArgs) -> Result<(), Failure> {
         written.context("writing to stdout")?;
     }
     Ok(())
-}
-
-/// Whether opening the store failed because another process (the daemon) holds it.
-fn held_by_a_daemon(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Locked { .. })))
-}
-
-/// The same events, from the daemon that holds the store (its admin socket).
-async fn ask_daemon(
-    settings: &Settings,
-    args: &ExplainArgs,
-) -> Result<Vec<ExplainedEvent>, Failure> {
-    let socket = crate::admin::socket_path(&settings.store.path);
-    let mut uri = format!("/explain/{}", args.run_id);
-    if let Some(org) = args.org {
-        uri.push_str(&format!("?org={org}"));
-    }
-    eprintln!(
-        "note: the store is in use by the running daemon; asking it on {}",
-        socket.display()
-    );
-    crate::admin::get_json(&socket, &uri, DAEMON_TIMEOUT)
-        .await
-        .map_err(|e| {
-            Failure::Runtime(anyhow::anyhow!(
-                "the store is in use and the daemon did not answer on {}: {e:#}",
-                socket.display()
-            ))
-        })
 }
 
 fn event_json(

@@ -1,7 +1,7 @@
 //! `codegen-sentinel jobs list|show|retry|drop`: the durable jobs and their dead letters.
 //!
-//! These commands open the store directly, so they run while the daemon is stopped (a running
-//! daemon holds the store's lock; the command then says so and exits 1).
+//! They work on the store when no daemon runs, and through the running daemon's admin socket
+//! when it holds the store.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use super::{config_source, open_store, Failure};
-use crate::executor::admin::{self, AdminError, JobSummary};
+use super::target::Target;
+use super::{config_source, Failure};
+use crate::executor::admin::{self, JobSummary};
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -50,21 +51,21 @@ pub enum JobsCmd {
     },
 }
 
-pub fn run(args: JobsArgs) -> Result<(), Failure> {
+pub async fn run(args: JobsArgs) -> Result<(), Failure> {
     let settings = config_source::required(args.config.as_deref())?;
-    let store = open_store(&settings)?;
+    let target = Target::open(&settings)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.what {
         JobsCmd::List { dead, json } => {
-            let jobs = admin::list(&store, dead).context("reading jobs")?;
+            let jobs = target.jobs(dead).await?;
             let summaries: Vec<JobSummary> = jobs.iter().map(admin::summarize).collect();
             print_list(&mut out, &summaries, json).context("writing to stdout")?;
         }
         JobsCmd::Show { id } => {
-            let job = store
+            let job = target
                 .job(id)
-                .context("reading the job")?
+                .await?
                 .ok_or_else(|| Failure::Usage(format!("no job {id}")))?;
             let shown = serde_json::json!({
                 "summary": admin::summarize(&job),
@@ -75,14 +76,12 @@ pub fn run(args: JobsArgs) -> Result<(), Failure> {
             writeln!(out, "{text}").context("writing to stdout")?;
         }
         JobsCmd::Retry { id } => {
-            let job = admin::retry(&store, id).map_err(admin_failure)?;
-            flush(&store)?;
+            let job = target.retry(id).await?;
             writeln!(out, "job {} ({}) is queued again", job.id, job.rule)
                 .context("writing to stdout")?;
         }
         JobsCmd::Drop { id } => {
-            let job = admin::drop_job(&store, id).map_err(admin_failure)?;
-            flush(&store)?;
+            let job = target.drop_job(id).await?;
             writeln!(
                 out,
                 "job {} ({}, {:?}) dropped",
@@ -91,20 +90,6 @@ pub fn run(args: JobsArgs) -> Result<(), Failure> {
             .context("writing to stdout")?;
         }
     }
-    Ok(())
-}
-
-/// A missing job or one in the wrong state is the caller's mistake (exit 2).
-fn admin_failure(err: AdminError) -> Failure {
-    match err {
-        AdminError::NotFound(_) | AdminError::NotDead { .. } => Failure::Usage(err.to_string()),
-        AdminError::Store(e) => Failure::Runtime(anyhow::Error::new(e).context("updating the job")),
-    }
-}
-
-/// Makes the change durable before the command reports it.
-fn flush(store: &crate::store::Store) -> Result<(), Failure> {
-    futures::executor::block_on(store.flush()).context("flushing the store")?;
     Ok(())
 }
 

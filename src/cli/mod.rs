@@ -13,6 +13,7 @@ mod signals;
 pub mod silence;
 pub mod simulate;
 pub mod state;
+mod target;
 
 use std::process::ExitCode;
 
@@ -98,7 +99,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args).await,
         Command::Silence(args) => silence::run(args).await,
-        Command::Jobs(args) => jobs::run(args),
+        Command::Jobs(args) => jobs::run(args).await,
     }
 }
 

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
-use super::{config_source, open_store, Failure};
+use super::target::Target;
+use super::{config_source, Failure};
 use crate::rules::eval::rfc3339;
 use crate::rules::{compile_paths, did_you_mean, CompileEnv};
 use crate::store::{NewSilence, SilenceRecord};
@@ -70,7 +71,7 @@ pub async fn run(args: SilenceArgs) -> Result<(), Failure> {
         } => {
             let until = parse_until(&until, now)?;
             check_rule(&settings, &rule)?;
-            let store = open_store(&settings)?;
+            let target = Target::open(&settings)?;
             let by = by.or_else(|| std::env::var("USER").ok());
             let silence = NewSilence {
                 rule,
@@ -80,10 +81,7 @@ pub async fn run(args: SilenceArgs) -> Result<(), Failure> {
                 created_at: now,
                 created_by: by,
             };
-            let record = store
-                .transaction(|tx| tx.insert_silence(silence.clone()))
-                .context("recording the silence")?;
-            store.flush().await.context("flushing the store")?;
+            let record = target.add_silence(silence).await?;
             println!(
                 "silence {} on {} until {}",
                 record.id,
@@ -93,11 +91,7 @@ pub async fn run(args: SilenceArgs) -> Result<(), Failure> {
             Ok(())
         }
         SilenceCmd::List { all, json } => {
-            let store = open_store(&settings)?;
-            let silences = store
-                .silences()
-                .collect::<Result<Vec<_>, _>>()
-                .context("reading silences")?;
+            let silences = Target::open(&settings)?.silences().await?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             for silence in silences.iter().filter(|s| all || s.is_active_at(now)) {
@@ -111,18 +105,7 @@ pub async fn run(args: SilenceArgs) -> Result<(), Failure> {
             Ok(())
         }
         SilenceCmd::Expire { id } => {
-            let store = open_store(&settings)?;
-            let found = store
-                .transaction(|tx| {
-                    let Some(mut silence) = tx.get_silence(id)? else {
-                        return Ok(None);
-                    };
-                    silence.expired = true;
-                    tx.put_silence(&silence)?;
-                    Ok(Some(silence))
-                })
-                .context("expiring the silence")?;
-            store.flush().await.context("flushing the store")?;
+            let found = Target::open(&settings)?.expire_silence(id).await?;
             match found {
                 Some(s) => {
                     println!("silence {} on {} expired", s.id, s.rule);

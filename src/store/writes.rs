@@ -46,7 +46,7 @@ pub struct NewJob {
 }
 
 /// A silence to create (see [`Tx::insert_silence`]); the store assigns its `id`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewSilence {
     pub rule: String,
     pub key: Option<String>,
