@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::Failure;
 use crate::config::parse_settings;
 use crate::daemon::Daemon;
-use crate::sim::{SimConfig, Simulator};
+use crate::sim::{Fault, RouteClass, SimConfig, Simulator};
 
 /// How often the simulator's clock is moved.
 const SIM_TICK: Duration = Duration::from_millis(250);
@@ -59,6 +59,10 @@ pub struct DemoArgs {
     /// How much faster than the wall clock the simulated runs progress.
     #[arg(long, default_value_t = 10)]
     pub speed: u32,
+    /// The first N log fetches answer 503, so the feed shows a step failing and retried
+    /// (the client retries 4 times within one attempt; 0 for none).
+    #[arg(long, default_value_t = 4)]
+    pub faults: usize,
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
@@ -79,6 +83,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .serve("127.0.0.1:0".parse()?)
         .await
         .context("could not start the simulator")?;
+    sim.inject(Fault::Status(503), args.faults, Some(RouteClass::Logs));
     spawn_fast_clock(sim.clone(), args.speed.max(1), cancel.child_token());
     sim.spawn_run_stream(NEW_RUN_EVERY, cancel.child_token());
 
@@ -113,6 +118,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         rules.display(),
         daemon.rules.status().rules
     );
+    if args.faults > 0 {
+        println!(
+            "  faults             the first {} log fetches answer 503 (--faults 0 for none)",
+            args.faults
+        );
+    }
     match args.duration {
         Some(d) => println!("  stopping after     {}", humantime::format_duration(d)),
         None => println!("  stop with          Ctrl-C"),
