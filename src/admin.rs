@@ -1,6 +1,6 @@
 //! The admin socket: a Unix socket in the store's directory ([`SOCKET_NAME`], mode 0600) where
 //! the running daemon answers the commands that need its store while it holds it: `explain`,
-//! `jobs list|show|retry|drop` and `silence list|add|expire`. Writes are flushed before they
+//! `state runs|transitions`, `jobs list|show|retry|drop` and `silence list|add|expire`. Writes are flushed before they
 //! are answered, and a retried job wakes the executor at once.
 //!
 //! The socket file's permissions are the access control: only the daemon's user and root can
@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::explain::explain_run;
 use crate::executor::admin::{self as jobs, AdminError};
 use crate::executor::ExecutorHandle;
-use crate::store::{NewSilence, SilenceRecord, Store, StoreError};
+use crate::store::{NewSilence, RunRecord, SilenceRecord, Store, StoreError, TransitionRecord};
 
 /// The socket's file name, inside the store's directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -46,13 +46,16 @@ struct Admin {
     executor: Option<ExecutorHandle>,
 }
 
-/// The routes of the socket: `GET /explain/{run_id}[?org=N]`, `GET /jobs[?dead=true]`,
+/// The routes of the socket: `GET /explain/{run_id}[?org=N]`, `GET /state/runs[?org=N]`,
+/// `GET /state/transitions[?run=N&org=N]`, `GET /jobs[?dead=true]`,
 /// `GET /jobs/{id}`, `POST /jobs/{id}/retry`, `POST /jobs/{id}/drop`, `GET /silences`,
 /// `POST /silences` (a [`NewSilence`]) and `POST /silences/{id}/expire`. `executor` is woken
 /// when a job is queued again.
 pub fn router(store: Store, orgs: Vec<i64>, executor: Option<ExecutorHandle>) -> Router {
     Router::new()
         .route("/explain/{run_id}", get(explain))
+        .route("/state/runs", get(state_runs))
+        .route("/state/transitions", get(state_transitions))
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(show_job))
         .route("/jobs/{id}/retry", post(retry_job))
@@ -64,6 +67,29 @@ pub fn router(store: Store, orgs: Vec<i64>, executor: Option<ExecutorHandle>) ->
             orgs,
             executor,
         })
+}
+
+/// The stored runs, of one organization or all.
+pub fn runs(store: &Store, org: Option<i64>) -> Result<Vec<RunRecord>, StoreError> {
+    store
+        .runs()
+        .filter(|r| !matches!((r, org), (Ok(r), Some(o)) if r.org_id != o))
+        .collect()
+}
+
+/// The stored transitions, of one run and/or organization or all.
+pub fn transitions(
+    store: &Store,
+    run: Option<i64>,
+    org: Option<i64>,
+) -> Result<Vec<TransitionRecord>, StoreError> {
+    let wanted = |t: &TransitionRecord| {
+        run.is_none_or(|r| t.run_id == r) && org.is_none_or(|o| t.org_id == o)
+    };
+    store
+        .transitions(None)
+        .filter(|t| t.as_ref().map_or(true, wanted))
+        .collect()
 }
 
 /// Records a silence and makes it durable.
@@ -210,6 +236,34 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `?run=&org=` of the `/state` routes.
+#[derive(Debug, serde::Deserialize)]
+struct StateQuery {
+    run: Option<i64>,
+    org: Option<i64>,
+}
+
+async fn state_runs(State(admin): State<Admin>, Query(query): Query<StateQuery>) -> Response {
+    let store = admin.store;
+    match blocking(move || runs(&store, query.org)).await {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(error)) => store_failure("reading runs", error),
+        Err(response) => response,
+    }
+}
+
+async fn state_transitions(
+    State(admin): State<Admin>,
+    Query(query): Query<StateQuery>,
+) -> Response {
+    let store = admin.store;
+    match blocking(move || transitions(&store, query.run, query.org)).await {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(error)) => store_failure("reading transitions", error),
+        Err(response) => response,
+    }
 }
 
 /// `?dead=true` of `/jobs`: the dead letters instead of the open jobs.

@@ -448,8 +448,8 @@ async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decisi
     );
 }
 
-/// `explain` while the daemon holds the store: the command asks the daemon over loopback and
-/// prints the same report as from the store.
+/// `explain` and `state` while the daemon holds the store: the commands ask the daemon on its
+/// admin socket and print the same report as from the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_asks_the_running_daemon_when_it_holds_the_store() {
     let sim = seeded_sim();
@@ -489,6 +489,37 @@ async fn explain_asks_the_running_daemon_when_it_holds_the_store() {
     assert!(
         stdout.contains("log-prs"),
         "every current rule is accounted for: {stdout}"
+    );
+
+    // `state` goes through the daemon as well.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    command
+        .args([
+            "state",
+            "transitions",
+            "--json",
+            "--run",
+            &run.to_string(),
+            "--config",
+        ])
+        .arg(&config);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transitions: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        transitions
+            .iter()
+            .any(|t| t["to"] == "FAILED" && t["run_id"] == run),
+        "{transitions:?}"
     );
 
     // A run the daemon never saw is an error, as with a stopped daemon.

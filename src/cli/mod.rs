@@ -90,7 +90,7 @@ fn open_store(settings: &crate::config::Settings) -> Result<crate::store::Store,
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
-        Command::State(args) => state::run(args),
+        Command::State(args) => state::run(args).await,
         Command::Api(args) => api::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,

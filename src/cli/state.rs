@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{config_source, open_store, Failure};
+use super::target::Target;
+use super::{config_source, Failure};
 use crate::store::{RunRecord, TransitionRecord};
 
 #[derive(Debug, Args)]
@@ -41,29 +42,18 @@ pub enum StateCmd {
     },
 }
 
-pub fn run(args: StateArgs) -> Result<(), Failure> {
+pub async fn run(args: StateArgs) -> Result<(), Failure> {
     let settings = config_source::required(args.config.as_deref())?;
-    let store = open_store(&settings)?;
+    let target = Target::open(&settings)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match args.what {
         StateCmd::Runs { org } => {
-            let runs = store
-                .runs()
-                .filter(|r| !matches!((r, org), (Ok(r), Some(o)) if r.org_id != o))
-                .collect::<Result<Vec<_>, _>>()
-                .context("reading runs")?;
+            let runs = target.runs(org).await?;
             print_runs(&mut out, &runs, args.json)
         }
         StateCmd::Transitions { run, org } => {
-            let wanted = |t: &TransitionRecord| {
-                run.is_none_or(|r| t.run_id == r) && org.is_none_or(|o| t.org_id == o)
-            };
-            let transitions = store
-                .transitions(None)
-                .filter(|t| t.as_ref().map_or(true, wanted))
-                .collect::<Result<Vec<_>, _>>()
-                .context("reading transitions")?;
+            let transitions = target.transitions(run, org).await?;
             print_transitions(&mut out, &transitions, args.json)
         }
     };

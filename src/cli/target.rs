@@ -1,4 +1,4 @@
-//! Where the store commands (`explain`, `jobs`, `silence`) read and write: the store itself
+//! Where the store commands (`explain`, `state`, `jobs`, `silence`) read and write: the store itself
 //! when no daemon runs, or the running daemon's admin socket when it holds the store. Both give
 //! the same answers; the commands do not care which.
 
@@ -12,7 +12,9 @@ use crate::admin::{self, CallError};
 use crate::config::Settings;
 use crate::engine::explain::{explain_run, ExplainedEvent};
 use crate::executor::admin::{self as jobs, AdminError};
-use crate::store::{JobRecord, NewSilence, SilenceRecord, Store, StoreError};
+use crate::store::{
+    JobRecord, NewSilence, RunRecord, SilenceRecord, Store, StoreError, TransitionRecord,
+};
 
 /// How long the running daemon has to answer.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,6 +58,38 @@ impl Target {
                 if let Some(org) = one_org {
                     uri.push_str(&format!("?org={org}"));
                 }
+                self.answer(admin::get_json(socket, &uri, DAEMON_TIMEOUT).await)
+            }
+        }
+    }
+
+    pub(super) async fn runs(&self, org: Option<i64>) -> Result<Vec<RunRecord>, Failure> {
+        match self {
+            Target::Store(store) => Ok(admin::runs(store, org).context("reading runs")?),
+            Target::Daemon(socket) => {
+                let uri = match org {
+                    Some(org) => format!("/state/runs?org={org}"),
+                    None => "/state/runs".to_owned(),
+                };
+                self.answer(admin::get_json(socket, &uri, DAEMON_TIMEOUT).await)
+            }
+        }
+    }
+
+    pub(super) async fn transitions(
+        &self,
+        run: Option<i64>,
+        org: Option<i64>,
+    ) -> Result<Vec<TransitionRecord>, Failure> {
+        match self {
+            Target::Store(store) => {
+                Ok(admin::transitions(store, run, org).context("reading transitions")?)
+            }
+            Target::Daemon(socket) => {
+                let mut query: Vec<String> = Vec::new();
+                query.extend(run.map(|r| format!("run={r}")));
+                query.extend(org.map(|o| format!("org={o}")));
+                let uri = format!("/state/transitions?{}", query.join("&"));
                 self.answer(admin::get_json(socket, &uri, DAEMON_TIMEOUT).await)
             }
         }
