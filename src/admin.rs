@@ -121,16 +121,37 @@ pub async fn expire_silence_in(
 
 /// Serves `router` on a new socket at `path` (a stale one from an earlier run is replaced)
 /// until `cancel` fires; the file is removed on the way out.
+///
+/// The socket is bound inside a fresh directory only this user can enter, made 0600, and only
+/// then renamed into place: between `bind` and `chmod` nobody else can reach it, whatever the
+/// umask and the store directory's mode.
 pub async fn serve(path: &Path, router: Router, cancel: CancellationToken) -> anyhow::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
-    }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("could not listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("restricting {}", path.display()))?;
+    use std::os::unix::fs::DirBuilderExt;
+
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let private = parent.join(format!(".admin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let staged = private.join(SOCKET_NAME);
+    let bound = tokio::net::UnixListener::bind(&staged)
+        .with_context(|| {
+            format!(
+                "could not listen on {} (a socket path is limited to 107 bytes)",
+                staged.display()
+            )
+        })
+        .and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", staged.display()))?;
+            std::fs::rename(&staged, path)
+                .with_context(|| format!("moving the socket to {}", path.display()))?;
+            Ok(listener)
+        });
+    let _ = std::fs::remove_dir_all(&private);
+    let listener = bound?;
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await;
@@ -193,11 +214,12 @@ async fn call<T: DeserializeOwned>(
         let bytes = axum::body::to_bytes(Body::new(response.into_body()), MAX_ANSWER)
             .await
             .context("reading the answer")?;
-        if status.is_client_error() {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["status"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
+        // The daemon's own refusals are JSON with a `status`; any other 4xx (an unknown route
+        // of a daemon older than this command, a request it could not read) is a failure.
+        let refused = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["status"].as_str().map(str::to_owned));
+        if let (true, Some(message)) = (status.is_client_error(), refused) {
             return Err(CallError::Refused {
                 status: status.as_u16(),
                 message,
@@ -405,6 +427,8 @@ mod tests {
             }
         };
         assert!(events.is_empty(), "nothing recorded of run 5");
+        let unknown = get_json::<serde_json::Value>(&path, "/nope", Duration::from_secs(5)).await;
+        assert!(matches!(unknown, Err(CallError::Failed(_))), "{unknown:?}");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "only the daemon's user may connect");
         let missing =

@@ -172,6 +172,20 @@ fn store_written_by_a_newer_schema_is_refused() {
 }
 
 #[test]
+fn a_version_1_store_is_marked_2_so_that_older_builds_refuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(opts(&dir)).unwrap();
+        store
+            .transaction(|tx| tx.put_meta("schema_version", "1"))
+            .unwrap();
+    }
+    let store = Store::open(opts(&dir)).unwrap();
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(store.meta("schema_version").unwrap().as_deref(), Some("2"));
+}
+
+#[test]
 fn stats_count_records_per_tree() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(opts(&dir)).unwrap();

@@ -131,6 +131,22 @@ fn prune_removes_exactly_the_expired_history() {
         })
         .unwrap();
 
+    // Created 90 days ago, retried, finished yesterday: young by its finish.
+    let late = store
+        .transaction(|tx| {
+            let mut job = tx.insert_job(NewJob {
+                rule: "notify".into(),
+                event_id: "late".into(),
+                key: "k".into(),
+                created_at: days_ago(90),
+                data: json!({"progress": {"finished_at": days_ago(1)}}),
+            })?;
+            job.state = codegen_sentinel::store::JobState::Done;
+            tx.put_job(&job)?;
+            Ok(job.id)
+        })
+        .unwrap();
+
     let stats = store
         .prune_once(now(), &RetentionPolicy { max_age: 30 * DAY })
         .unwrap();
@@ -161,10 +177,11 @@ fn prune_removes_exactly_the_expired_history() {
     let jobs: Vec<_> = store.jobs().map(Result::unwrap).collect();
     assert_eq!(
         jobs.len(),
-        2,
-        "the 40-day-old done job went; the recent one and the dead stay"
+        3,
+        "the 40-day-old done job went; the recent ones and the dead stay"
     );
     assert!(jobs.iter().any(|j| j.id == dead));
+    assert!(jobs.iter().any(|j| j.id == late));
     assert!(jobs.iter().any(|j| j.created_at == days_ago(5)));
 
     // A one-day policy still keeps deliveries younger than a week and unprocessed ones.
@@ -175,7 +192,10 @@ fn prune_removes_exactly_the_expired_history() {
         (stats.transitions, stats.events, stats.journal, stats.jobs),
         (1, 1, 1, 1)
     );
-    assert_eq!(ids(store.jobs(), |j| j.id.to_string()), [dead.to_string()]);
+    assert_eq!(
+        ids(store.jobs(), |j| j.id.to_string()),
+        [dead.to_string(), late.to_string()]
+    );
     assert_eq!(store.transitions(None).count(), 0);
     assert_eq!(store.events_after(0).count(), 0);
     let left = store.stats().unwrap();

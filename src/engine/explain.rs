@@ -1,6 +1,6 @@
 //! What `explain` shows of a run: each recorded event with every rule's decision on it and the
 //! jobs its firings created. Read from the store by the `explain` command, or, while a daemon
-//! holds the store, by that daemon for the command (`GET /explain/{run_id}`, loopback only).
+//! holds the store, by that daemon for the command (`GET /explain/{run_id}` on its admin socket).
 
 use serde::{Deserialize, Serialize};
 

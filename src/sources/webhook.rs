@@ -236,6 +236,9 @@ fn parse_payload(body: &[u8], form: bool, full: bool) -> Result<(String, Parsed)
     } else {
         String::from_utf8(body.to_vec()).map_err(|_| MALFORMED)?
     };
+    if nesting_depth(text.as_bytes()) > MAX_PAYLOAD_DEPTH {
+        return Err("payload nested too deeply");
+    }
     let parsed = if full {
         Parsed::Full(serde_json::from_str(&text).map_err(|_| MALFORMED)?)
     } else {
@@ -246,6 +249,38 @@ fn parse_payload(body: &[u8], form: bool, full: bool) -> Result<(String, Parsed)
         return Err("payload is not a JSON object");
     }
     Ok((text, parsed))
+}
+
+/// Deepest nesting of objects and arrays a payload may have. The stored event holds the payload
+/// two levels down, and serde_json reads at most 128 levels: a payload that parses alone but not
+/// inside its record would be acknowledged and then unreadable. GitHub's payloads nest about 6.
+pub const MAX_PAYLOAD_DEPTH: usize = 100;
+
+/// How deeply `json` nests objects and arrays (brackets inside strings do not count).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -295,6 +330,13 @@ mod tests {
             assert!(parse_payload(b"{", false, full).is_err());
             assert!(parse_payload(b"x=1", true, full).is_err());
             assert!(parse_payload(b"{\"a\":\"\\ud800\"}", false, full).is_err());
+            let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+            assert!(parse_payload(deep(MAX_PAYLOAD_DEPTH).as_bytes(), false, full).is_ok());
+            assert_eq!(
+                parse_payload(deep(MAX_PAYLOAD_DEPTH + 1).as_bytes(), false, full).unwrap_err(),
+                "payload nested too deeply"
+            );
         }
+        assert_eq!(nesting_depth(br#"{"a": "[[[{{", "b": [{"c": "\"]"}]}"#), 3);
     }
 }

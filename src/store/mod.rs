@@ -46,7 +46,12 @@ pub use writes::{NewEvent, NewJob, NewSilence, NewTransition, Tx};
 use trees::Trees;
 
 /// The record layout version this build writes and reads (`meta` key `schema_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: records of 2 KiB or more are zstd-compressed, and deliveries no longer carry their body
+/// (the payload is in the event). A version-1 store is read as it is (every version-1 record
+/// still decodes) and marked 2 on open, so that an older build refuses it instead of finding
+/// compressed records it cannot read.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_KEY: &str = "schema_version";
 
@@ -264,7 +269,11 @@ impl Store {
     fn check_schema(&self) -> Result<(), StoreError> {
         let found = self.transaction(|tx| {
             let found = tx.get_meta(SCHEMA_KEY)?;
-            if found.is_none() {
+            let older = found
+                .as_deref()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .is_some_and(|v| v < SCHEMA_VERSION);
+            if found.is_none() || older {
                 tx.put_meta(SCHEMA_KEY, &SCHEMA_VERSION.to_string())?;
             }
             Ok(found)

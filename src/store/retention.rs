@@ -1,8 +1,7 @@
 //! Retention: pruning history older than a policy's age, never current state or pending work.
 //!
 //! Pruned: transitions, events (with their `event_ids` and `run_events` entries), journal
-//! entries, processed deliveries, and jobs that finished (`done`) and were created before the
-//! cutoff. Kept whatever their age: runs, open jobs and dead letters (an operator retries or
+//! entries, processed deliveries, and jobs that finished (`done`) before the cutoff. Kept whatever their age: runs, open jobs and dead letters (an operator retries or
 //! drops those), the events of open jobs (and their journal entries), unprocessed deliveries,
 //! and every delivery younger than [`MIN_DELIVERY_AGE`] (GitHub redelivers for days; the
 //! delivery id is the dedupe key).
@@ -91,6 +90,16 @@ fn cutoff(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// When a job finished: the time the executor records in its progress (`progress.finished_at`),
+/// else its creation (jobs finished before that was recorded). A dead letter retried long after
+/// it was created counts from its new finish, not from its creation.
+fn finished_at(job: &JobRecord) -> DateTime<Utc> {
+    job.data["progress"]["finished_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map_or(job.created_at, |t| t.with_timezone(&Utc))
+}
+
 impl Store {
     /// One retention pass at `now`: removes what `policy` lets go (see the module docs).
     pub fn prune_once(
@@ -113,7 +122,7 @@ impl Store {
             d.processed && d.received_at < deliveries
         })?;
         stats.jobs = self.prune_tree(&mut stats.damaged, |_, j: &JobRecord| {
-            j.state == JobState::Done && j.created_at < history
+            j.state == JobState::Done && finished_at(j) < history
         })?;
         stats.events = self.prune_events(&mut stats.damaged, history, &kept_ids)?;
         Ok(stats)

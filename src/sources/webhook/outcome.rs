@@ -21,7 +21,8 @@ pub(super) enum Outcome {
     Malformed(&'static str),
     Timeout,
     Failed(std::sync::Arc<StoreError>),
-    /// Processing the delivery panicked (a bug): nothing was stored.
+    /// Recording the delivery panicked or its writer stopped (a bug): it may or may not be stored
+    /// (a redelivery then gets 200 or 202).
     Internal,
 }
 

@@ -146,7 +146,8 @@ pub fn record_delivery(
         }),
     };
     // The event id derives from the delivery id, which was new: the event is new too, unless
-    // retention kept an event longer than its delivery (it never does).
+    // retention kept an event longer than its delivery (the event of an open job); then the
+    // delivery is treated as the redelivery it is.
     let Some(seq) = tx.insert_event_with_payload(&event, &delivery.raw)? else {
         return Ok(Recorded::Duplicate);
     };
