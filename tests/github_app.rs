@@ -40,6 +40,7 @@ struct Rig {
     github: FakeGithub,
     clock: ManualClock,
     client: GithubClient,
+    chaos: github_fake::Chaos,
     _served: Served,
 }
 
@@ -57,7 +58,13 @@ async fn rig(key: &str) -> Rig {
     github.add_pr("acme/widgets", 7);
     github.add_pr("acme/gadgets", 3);
     github.add_pr("globex/tools", 5);
-    let served = github_fake::serve(github.router()).await;
+    // Calm unless a test injects a fault.
+    let seen_by_chaos = clock.clone();
+    let chaos = github_fake::Chaos::new(
+        github_fake::one_scope,
+        Arc::new(move || seen_by_chaos.now()),
+    );
+    let served = github_fake::serve(chaos.wrap(github.router())).await;
     let auth = GithubAuth::App {
         app_id: APP_ID,
         private_key: SecretString::from(key.to_owned()),
@@ -70,6 +77,7 @@ async fn rig(key: &str) -> Rig {
         github,
         clock,
         client,
+        chaos,
         _served: served,
     }
 }
@@ -202,6 +210,31 @@ async fn tokens_are_replaced_before_they_expire() {
         assert_eq!(r.tokens_used().last(), issued.last());
     }
     assert_eq!(r.github.comments("acme/widgets", 7).len(), 6);
+    assert!(r.github.refusals().is_empty(), "{:?}", r.github.refusals());
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_using_the_current_token_until_it_expires() {
+    let r = app_rig().await;
+    let minute = Duration::from_secs(60);
+    r.github.set_token_lifetime(TOKEN_REFRESH_MARGIN + minute);
+    r.comment("acme/widgets#7", "1").await.unwrap();
+    // Inside the margin, GitHub cannot mint: the current token, still valid, carries on.
+    r.clock.advance(2 * minute);
+    r.chaos
+        .inject(github_fake::Fault::Status(502), 1, Some("access_tokens"));
+    r.comment("acme/widgets#7", "2").await.unwrap();
+    let issued = r.tokens_issued();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(r.tokens_used(), vec![issued[0].clone(), issued[0].clone()]);
+    // The next request refreshes.
+    r.comment("acme/widgets#7", "3").await.unwrap();
+    assert_eq!(r.tokens_issued().len(), 2);
+    // Past its expiry, a failed refresh is an error, not a stale token.
+    r.clock.advance(TOKEN_REFRESH_MARGIN + 2 * minute);
+    r.chaos
+        .inject(github_fake::Fault::Status(502), 1, Some("access_tokens"));
+    assert!(r.comment("acme/widgets#7", "4").await.is_err());
     assert!(r.github.refusals().is_empty(), "{:?}", r.github.refusals());
 }
 

@@ -112,11 +112,33 @@ impl GithubClient {
                 return Ok((token.client.clone(), lease));
             }
         }
-        let id = match held.take() {
+        let previous = held.take();
+        let id = match &previous {
             Some(installation) => installation.id,
             None => self.find_installation(auth, repo).await?,
         };
-        let (secret, expires_at) = self.mint_token(auth, id, &owner).await?;
+        let (secret, expires_at) = match self.mint_token(auth, id, &owner).await {
+            Ok(minted) => minted,
+            // Refreshing ahead of time failed (GitHub down, a timeout): the old token still
+            // works until it expires, so use it and try again on the next request.
+            Err(error) => match previous.filter(|i| i.token.expires_at > now) {
+                Some(installation) => {
+                    tracing::warn!(
+                        %owner,
+                        %error,
+                        "GitHub App token refresh failed; using the current token until it expires"
+                    );
+                    let lease = Lease {
+                        owner,
+                        generation: installation.token.generation,
+                    };
+                    let client = installation.token.client.clone();
+                    *held = Some(installation);
+                    return Ok((client, lease));
+                }
+                None => return Err(error),
+            },
+        };
         let client = auth
             .app
             .user_access_token(secret)
