@@ -104,10 +104,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 impl Cli {
-    /// The log level when `RUST_LOG` is not set: the demo keeps stderr quiet for its feed.
+    /// The log level when `RUST_LOG` is not set: the demo keeps stderr quiet for its feed, which
+    /// already shows every warning worth seeing there (failed and retried steps) as a line.
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
-            Command::Demo(_) => "warn",
+            Command::Demo(_) => "error",
             _ => "info",
         }
     }
