@@ -39,6 +39,23 @@ pub(crate) fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R, StoreErro
         })
 }
 
+/// Decodes only the fields of `T` from the value stored at `key` in `R`'s tree, skipping the rest
+/// unbuilt (a scan that needs an event's time, not its payload). `T` must name fields every
+/// stored version of `R` has.
+pub(crate) fn decode_fields<R: Record, T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    compress::unpack(bytes)
+        .map_err(serde_json::Error::io)
+        .and_then(|json| serde_json::from_slice(&json))
+        .map_err(|source| StoreError::Decode {
+            tree: R::TREE.as_str(),
+            key: keys::describe(R::TREE, key),
+            source,
+        })
+}
+
 /// Implements [`Record`] for a record whose only stored version is `"1"`: `{"v":"1", ...}`.
 /// When a second version appears, replace the invocation with a hand-written impl whose
 /// `from_json` matches every version (see `records.rs`).

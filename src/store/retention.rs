@@ -90,6 +90,14 @@ fn cutoff(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// What retention reads of an event (fields every version of `EventRecord` has).
+#[derive(serde::Deserialize)]
+struct EventStamp {
+    seq: u64,
+    id: String,
+    at: DateTime<Utc>,
+}
+
 /// When a job finished: the time the executor records in its progress (`progress.finished_at`),
 /// else its creation (jobs finished before that was recorded). A dead letter retried long after
 /// it was created counts from its new finish, not from its creation.
@@ -196,8 +204,11 @@ impl Store {
                 Ok(n)
             })
         };
-        for event in self.events_after(0) {
-            match event {
+        for item in self.tree(TreeName::Events).iter() {
+            let (key, value) = item.map_err(StoreError::storage("scan"))?;
+            // Only the stamp: building every payload would make a pass cost a full parse of
+            // every stored webhook body.
+            match codec::decode_fields::<EventRecord, EventStamp>(&key, &value) {
                 Ok(e) if e.at < history && !kept_ids.contains(&e.id) => batch.push(e.seq),
                 Ok(_) => {}
                 Err(error) => {
