@@ -29,14 +29,7 @@ pub(crate) fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
 
 /// Decodes the value stored at `key`, naming the tree and key on failure.
 pub(crate) fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R, StoreError> {
-    compress::unpack(bytes)
-        .map_err(serde_json::Error::io)
-        .and_then(|json| R::from_json(&json))
-        .map_err(|source| StoreError::Decode {
-            tree: R::TREE.as_str(),
-            key: keys::describe(R::TREE, key),
-            source,
-        })
+    unpacked::<R, R>(key, bytes, R::from_json)
 }
 
 /// Decodes only the fields of `T` from the value stored at `key` in `R`'s tree, skipping the rest
@@ -46,9 +39,18 @@ pub(crate) fn decode_fields<R: Record, T: serde::de::DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, StoreError> {
+    unpacked::<R, T>(key, bytes, |json| serde_json::from_slice(json))
+}
+
+/// `parse` applied to the stored value once decompressed, errors naming `R`'s tree and the key.
+fn unpacked<R: Record, T>(
+    key: &[u8],
+    bytes: &[u8],
+    parse: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+) -> Result<T, StoreError> {
     compress::unpack(bytes)
         .map_err(serde_json::Error::io)
-        .and_then(|json| serde_json::from_slice(&json))
+        .and_then(|json| parse(&json))
         .map_err(|source| StoreError::Decode {
             tree: R::TREE.as_str(),
             key: keys::describe(R::TREE, key),
