@@ -129,8 +129,13 @@ pub async fn serve(path: &Path, router: Router, cancel: CancellationToken) -> an
     use std::os::unix::fs::DirBuilderExt;
 
     let parent = path.parent().unwrap_or(Path::new("."));
+    // Leftovers of a daemon killed between these steps.
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".admin-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let private = parent.join(format!(".admin-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&private);
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&private)
@@ -411,6 +416,7 @@ mod tests {
         let store = Store::open(StoreOptions::new(dir.path().join("db"))).unwrap();
         let path = socket_path(dir.path());
         std::fs::write(&path, b"stale").unwrap();
+        std::fs::create_dir(dir.path().join(".admin-1")).unwrap();
         let cancel = CancellationToken::new();
         let server = tokio::spawn({
             let (path, cancel) = (path.clone(), cancel.clone());
@@ -438,6 +444,10 @@ mod tests {
             "{missing:?}"
         );
 
+        assert!(
+            !dir.path().join(".admin-1").exists(),
+            "leftovers are removed"
+        );
         cancel.cancel();
         server.await.unwrap().unwrap();
         assert!(!path.exists(), "the socket file is removed on shutdown");
