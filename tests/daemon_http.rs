@@ -546,10 +546,19 @@ async fn jobs_and_silences_are_managed_through_the_running_daemon() {
     let log_path = dir.path().join("daemon.log");
     let child = daemon_logging_to(&config, &log_path);
     wait_ready(&config).await;
+    // Everything the commands print, to look for secrets at the end.
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let cli = |args: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
         command.args(args).arg("--config").arg(&config);
-        tokio::task::spawn_blocking(move || command.output().unwrap())
+        let printed = printed.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = command.output().unwrap();
+            let mut all = printed.lock().unwrap();
+            all.push_str(&String::from_utf8_lossy(&out.stdout));
+            all.push_str(&String::from_utf8_lossy(&out.stderr));
+            out
+        })
     };
     let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
 
@@ -654,6 +663,11 @@ async fn jobs_and_silences_are_managed_through_the_running_daemon() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     let last: Vec<&str> = log.lines().rev().take(15).collect();
     assert_eq!(out.status.code(), Some(0), "{last:#?}");
+    let printed = printed.lock().unwrap().clone();
+    for canary in [WEBHOOK_CANARY, NOTIFIER_CANARY, TOKEN] {
+        assert!(!printed.contains(canary), "a command printed {canary}");
+        assert!(!log.contains(canary), "the daemon logged {canary}");
+    }
     assert!(
         !dir.path().join("store").join("admin.sock").exists(),
         "the socket is removed at shutdown"
