@@ -244,16 +244,7 @@ impl<'a, 't> Emitter<'a, 't> {
         let Some(seq) = self.tx.insert_event(event.clone())? else {
             return Ok(());
         };
-        let record = EventRecord {
-            seq,
-            id: event.id,
-            kind: event.kind,
-            at: event.at,
-            source: event.source,
-            org_id: event.org_id,
-            run_id: event.run_id,
-            data: event.data,
-        };
+        let record = event.into_record(seq);
         self.sink.on_event(self.tx, &record)?;
         self.observed.events.push(record);
         Ok(())

@@ -185,16 +185,7 @@ impl Scheduler {
             let Some(seq) = tx.insert_event(new.clone())? else {
                 return Ok(None);
             };
-            let record = EventRecord {
-                seq,
-                id: new.id,
-                kind: new.kind,
-                at: new.at,
-                source: new.source,
-                org_id: None,
-                run_id: None,
-                data: new.data,
-            };
+            let record = new.into_record(seq);
             sink.on_event(tx, &record)?;
             Ok(Some(record))
         })?;

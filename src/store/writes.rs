@@ -35,6 +35,22 @@ pub struct NewEvent {
     pub data: Value,
 }
 
+impl NewEvent {
+    /// The stored event this becomes under `seq`.
+    pub fn into_record(self, seq: u64) -> EventRecord {
+        EventRecord {
+            seq,
+            id: self.id,
+            kind: self.kind,
+            at: self.at,
+            source: self.source,
+            org_id: self.org_id,
+            run_id: self.run_id,
+            data: self.data,
+        }
+    }
+}
+
 /// A job to create (see [`Tx::insert_job`]); the store assigns its `id`, state `Pending`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewJob {
@@ -178,17 +194,7 @@ impl Tx<'_> {
         let Some(seq) = self.claim_event(&event)? else {
             return Ok(None);
         };
-        let record = EventRecord {
-            seq,
-            id: event.id,
-            kind: event.kind,
-            at: event.at,
-            source: event.source,
-            org_id: event.org_id,
-            run_id: event.run_id,
-            data: event.data,
-        };
-        self.put_record(&keys::id(seq), &record)?;
+        self.put_record(&keys::id(seq), &event.into_record(seq))?;
         Ok(Some(seq))
     }
 

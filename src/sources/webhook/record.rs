@@ -151,16 +151,7 @@ pub fn record_delivery(
     let Some(seq) = tx.insert_event_with_payload(&event, &delivery.raw)? else {
         return Ok(Recorded::Duplicate);
     };
-    let mut record = EventRecord {
-        seq,
-        id: event.id,
-        kind: event.kind,
-        at: event.at,
-        source: event.source,
-        org_id: event.org_id,
-        run_id: event.run_id,
-        data: event.data,
-    };
+    let mut record = event.into_record(seq);
     // Lend the parsed payload to the sink without copying it, and take it back whatever the
     // sink answered: a retried transaction needs it again.
     let lent = delivery.payload.take();
