@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use codegen_sentinel::actions::codegen::KEY_FIELD;
-use codegen_sentinel::sim::{RunPlan, Simulator};
+use codegen_sentinel::sim::RunPlan;
 use codegen_sentinel::store::{JobState, Store, StoreOptions};
 use common::*;
 use github_fake::{one_scope, Chaos, FakeGithub, Fault, Receiver, TokioClock};
@@ -102,34 +102,6 @@ async fn stop(child: Child) -> String {
     stderr
 }
 
-async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Moves the simulator's clock with the wall clock.
-fn drive_clock(sim: Simulator, cancel: CancellationToken) {
-    tokio::spawn(async move {
-        let mut last = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                    let now = tokio::time::Instant::now();
-                    sim.advance((now - last) * 20);
-                    last = now;
-                }
-            }
-        }
-    });
-}
-
 const DESIGN_RULES: &str = r#"
 rules:
   - name: diagnose-failed-runs
@@ -173,7 +145,7 @@ async fn a_failed_run_is_diagnosed_and_an_agent_pr_banned_through_the_daemon() {
     let failed = sim.create_run(ORG, RunPlan::ends("FAILED"));
     let agent = sim.create_run(ORG, RunPlan::completes());
     let cancel = CancellationToken::new();
-    drive_clock(sim.clone(), cancel.clone());
+    drive_clock(sim.clone(), 20, Duration::from_millis(50), cancel.clone());
 
     let receiver = w.receiver.clone();
     wait_for("the notification", Duration::from_secs(30), || {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use codegen_sentinel::sim::{RunPlan, Simulator};
+use codegen_sentinel::sim::RunPlan;
 use codegen_sentinel::store::{Store, StoreOptions};
 use common::*;
 use rand::rngs::StdRng;
@@ -71,23 +71,6 @@ async fn wait_exit(mut child: Child, limit: Duration) -> Output {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Moves the simulator's clock with the wall clock.
-fn drive_clock(sim: Simulator, cancel: CancellationToken) {
-    tokio::spawn(async move {
-        let mut last = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(TICK) => {
-                    let now = tokio::time::Instant::now();
-                    sim.advance(now - last);
-                    last = now;
-                }
-            }
-        }
-    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +193,7 @@ async fn kill_9_at_100_random_moments_loses_no_held_status_and_records_none_twic
     let server = serve(sim).await;
     let sim = server.sim.clone();
     let cancel = CancellationToken::new();
-    drive_clock(sim.clone(), cancel.clone());
+    drive_clock(sim.clone(), 1, TICK, cancel.clone());
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server.base_url);
 

@@ -18,6 +18,7 @@ use codegen_sentinel::actions::github::{
 use codegen_sentinel::actions::{self, ActionError, StepCall};
 use codegen_sentinel::clock::{Clock, ManualClock};
 use codegen_sentinel::sim::RunPlan;
+use common::wait_for;
 use github_fake::{FakeGithub, Served};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -374,7 +375,10 @@ async fn the_daemon_comments_as_a_github_app() {
         .unwrap();
 
     let sim_state = sim.sim.clone();
-    wait_for("the first poll", || !sim_state.requests().is_empty()).await;
+    wait_for("the first poll", Duration::from_secs(30), || {
+        !sim_state.requests().is_empty()
+    })
+    .await;
     // The first sync of an empty store is a silent baseline: let it happen first.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let run = sim_state.create_run(ORG, RunPlan::completes());
@@ -387,7 +391,7 @@ async fn the_daemon_comments_as_a_github_app() {
         }
     });
     let seen = github.clone();
-    wait_for("the PR comment", || {
+    wait_for("the PR comment", Duration::from_secs(30), || {
         !seen.comments("acme/widgets", 1).is_empty()
     })
     .await;
@@ -414,15 +418,4 @@ async fn the_daemon_comments_as_a_github_app() {
         assert!(!stderr.contains(secret), "a secret in the daemon's log");
     }
     drop(dir);
-}
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -74,3 +74,38 @@ pub async fn terminate(child: std::process::Child) -> std::process::Output {
         .await
         .expect("waiting task")
 }
+
+/// Moves the simulator's clock `speed` times as fast as tokio's, in steps of `tick`, until
+/// `cancel` fires.
+pub fn drive_clock(
+    sim: Simulator,
+    speed: u32,
+    tick: Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {
+                    let now = tokio::time::Instant::now();
+                    sim.advance((now - last) * speed);
+                    last = now;
+                }
+            }
+        }
+    });
+}
+
+/// Waits until `done` holds, checking every 50 ms; fails naming `what` after `limit`.
+pub async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
