@@ -673,3 +673,74 @@ async fn jobs_and_silences_are_managed_through_the_running_daemon() {
         "the socket is removed at shutdown"
     );
 }
+
+/// SIGTERM waits for a step in flight (up to `shutdown_grace`); a second SIGTERM ends the
+/// process at once, with 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once_while_a_step_is_in_flight() {
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    // A notifier that accepts the request and never answers: the step stays in flight.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging_url = format!("http://{}/hook", hanging.local_addr().unwrap());
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "url: http://127.0.0.1:9/hook",
+        &format!("url: {hanging_url}\n    timeout: 60s"),
+    ) + "executor:\n  shutdown_grace: 60s\n";
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(
+        dir.path().join("rules/audit.yaml"),
+        "rules:\n  - name: audit-prs\n    trigger: github.pull_request\n    steps:\n      - action: notify\n        with: { to: audit, text: \"PR {{ payload.number }}\" }\n",
+    )
+    .unwrap();
+    let child = daemon_logging_to(&config, &dir.path().join("daemon.log"));
+    wait_ready(&config).await;
+
+    let acknowledged = Acknowledged::default();
+    let senders = spawn_senders(
+        &format!("http://127.0.0.1:{port}"),
+        "hang",
+        1,
+        &acknowledged,
+    );
+    let accepted = tokio::task::spawn_blocking(move || {
+        let held = hanging.accept().unwrap();
+        (hanging, held) // kept open, never answered
+    });
+    let _held = tokio::time::timeout(Duration::from_secs(20), accepted)
+        .await
+        .expect("the notify step never reached the notifier")
+        .unwrap();
+    for sender in &senders {
+        sender.abort();
+    }
+
+    let kill = |pid: u32| {
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let pid = child.id();
+    kill(pid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut child = child;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first SIGTERM waits for the step in flight"
+    );
+    let second = std::time::Instant::now();
+    kill(pid);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        second.elapsed() < Duration::from_secs(10),
+        "the second SIGTERM did not wait: {:?}",
+        second.elapsed()
+    );
+}
