@@ -2,15 +2,15 @@
 //! journal says fired. Evaluation is the engine's own ([`crate::rules::eval`]) at each event's
 //! time, with stored silences and an in-memory firing state that starts empty at `since`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::rules::eval::{self, EventContext, Outcome, State};
+use crate::rules::eval::{EventContext, MemoryState, Outcome};
 use crate::rules::RuleSet;
-use crate::store::{FiringRecord, SilenceRecord, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// One rule whose firing on one event differs between the journal and the candidate rules.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,26 +44,6 @@ fn fired(outcome: &str) -> bool {
     outcome == Outcome::Fired.as_str() || outcome == Outcome::Shadow.as_str()
 }
 
-struct ReplayState {
-    firings: HashMap<(String, String), FiringRecord>,
-    silences: BTreeMap<String, Vec<SilenceRecord>>,
-}
-
-impl State for ReplayState {
-    type Error = std::convert::Infallible;
-
-    fn firing(&self, rule: &str, key: &str) -> Result<Option<FiringRecord>, Self::Error> {
-        Ok(self
-            .firings
-            .get(&(rule.to_owned(), key.to_owned()))
-            .cloned())
-    }
-
-    fn silences(&self, rule: &str) -> Result<Vec<SilenceRecord>, Self::Error> {
-        Ok(self.silences.get(rule).cloned().unwrap_or_default())
-    }
-}
-
 /// Re-evaluates every event stored since `since` with `set`.
 pub fn replay(
     store: &Store,
@@ -71,17 +51,9 @@ pub fn replay(
     vars: &Map<String, Value>,
     since: DateTime<Utc>,
 ) -> Result<Replayed, StoreError> {
-    let mut silences: BTreeMap<String, Vec<SilenceRecord>> = BTreeMap::new();
-    for silence in store.silences() {
-        let silence = silence?;
-        silences
-            .entry(silence.rule.clone())
-            .or_default()
-            .push(silence);
-    }
-    let mut state = ReplayState {
-        firings: HashMap::new(),
-        silences,
+    let mut state = MemoryState {
+        silences: store.silences().collect::<Result<_, _>>()?,
+        ..MemoryState::default()
     };
     let mut replayed = Replayed::default();
     for event in store.events_since(since) {
@@ -95,12 +67,7 @@ pub fn replay(
         let ctx = EventContext::new(&event, vars, event.at);
         let schedule_rule = event.data.get("rule").and_then(Value::as_str);
         for rule in set.candidates(&event.kind, schedule_rule) {
-            let Ok(decision) = eval::decide(rule, &ctx, &state, event.at);
-            if let (Some(firing), Some(key)) = (&decision.firing, &decision.key) {
-                state
-                    .firings
-                    .insert((eval::firing_name(rule), key.clone()), firing.clone());
-            }
+            let decision = state.decide(rule, &ctx, event.at);
             let before = recorded.remove(&rule.name);
             let now_fires = decision.outcome.fired();
             let before_fired = before.as_ref().is_some_and(|(o, _)| fired(o));

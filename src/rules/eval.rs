@@ -153,6 +153,47 @@ pub trait State {
     fn silences(&self, rule: &str) -> Result<Vec<SilenceRecord>, Self::Error>;
 }
 
+/// Firing records and silences held in memory: what `rules test` and `rules replay` evaluate
+/// against instead of the store.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    pub firings: std::collections::HashMap<(String, String), FiringRecord>,
+    pub silences: Vec<SilenceRecord>,
+}
+
+impl MemoryState {
+    /// Decides what `rule` does with the event of `ctx` at `now`, and keeps the firing record
+    /// the decision leaves, as the engine would store it.
+    pub fn decide(&mut self, rule: &Rule, ctx: &EventContext, now: DateTime<Utc>) -> Decision {
+        let Ok(decision) = decide(rule, ctx, &*self, now);
+        if let (Some(firing), Some(key)) = (&decision.firing, &decision.key) {
+            self.firings
+                .insert((firing_name(rule), key.clone()), firing.clone());
+        }
+        decision
+    }
+}
+
+impl State for MemoryState {
+    type Error = std::convert::Infallible;
+
+    fn firing(&self, rule: &str, key: &str) -> Result<Option<FiringRecord>, Self::Error> {
+        Ok(self
+            .firings
+            .get(&(rule.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    fn silences(&self, rule: &str) -> Result<Vec<SilenceRecord>, Self::Error> {
+        Ok(self
+            .silences
+            .iter()
+            .filter(|s| s.rule == rule)
+            .cloned()
+            .collect())
+    }
+}
+
 /// Shadow firings are kept apart, so a shadow rule throttles like its enforced self would
 /// without its trial runs counting against the real thing.
 pub fn firing_name(rule: &Rule) -> String {

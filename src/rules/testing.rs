@@ -2,19 +2,18 @@
 //! order) to the rules of its own file, with an in-memory firing state, and checks which rules
 //! fire on the last one, with which key and which rendered step parameters.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Map, Value};
 
 use super::compile::FileTests;
-use super::eval::{self, EventContext, State};
+use super::eval::{self, EventContext, MemoryState};
 use super::model::{RawExpect, RawTest, RawTestEvent};
 use super::{Rule, RuleSet, ENV};
 use crate::actions::spec::ParamKind;
 use crate::api::PullRequest;
-use crate::store::{EventRecord, EventSource, FiringRecord, SilenceRecord};
+use crate::store::{EventRecord, EventSource};
 use crate::template::{eval_bool, render_value};
 use crate::yaml::Location;
 
@@ -72,27 +71,6 @@ pub fn run_tests(
     results
 }
 
-/// Firing records in memory; tests have no silences.
-#[derive(Default)]
-struct Memory {
-    firings: HashMap<(String, String), FiringRecord>,
-}
-
-impl State for Memory {
-    type Error = std::convert::Infallible;
-
-    fn firing(&self, rule: &str, key: &str) -> Result<Option<FiringRecord>, Self::Error> {
-        Ok(self
-            .firings
-            .get(&(rule.to_owned(), key.to_owned()))
-            .cloned())
-    }
-
-    fn silences(&self, _rule: &str) -> Result<Vec<SilenceRecord>, Self::Error> {
-        Ok(Vec::new())
-    }
-}
-
 fn run_one(
     file: &Path,
     rules: &[&Rule],
@@ -105,19 +83,15 @@ fn run_one(
         .clone()
         .or_else(|| config_vars.cloned())
         .unwrap_or_default();
-    let mut memory = Memory::default();
+    // Tests have no silences.
+    let mut memory = MemoryState::default();
     let mut last = Vec::new();
     for (i, raw) in events.iter().enumerate() {
         let event = event_record(file, test, raw, i)?;
         let ctx = EventContext::new(&event, &vars, event.at);
         last.clear();
         for rule in rules.iter().filter(|r| offered(r, &event, raw)) {
-            let Ok(decision) = eval::decide(rule, &ctx, &memory, event.at);
-            if let (Some(firing), Some(key)) = (&decision.firing, &decision.key) {
-                memory
-                    .firings
-                    .insert((eval::firing_name(rule), key.clone()), firing.clone());
-            }
+            let decision = memory.decide(rule, &ctx, event.at);
             last.push((*rule, decision));
         }
         if i + 1 == events.len() {

@@ -1,6 +1,5 @@
 //! Unit tests of evaluation: outcomes, keys, dedupe, cooldown, throttle, silences, modes.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -37,37 +36,12 @@ fn event(id: &str, kind: &str, data: serde_json::Value, when: DateTime<Utc>) -> 
     }
 }
 
-#[derive(Default)]
-struct Mem {
-    firings: HashMap<(String, String), FiringRecord>,
-    silences: Vec<SilenceRecord>,
-}
+type Mem = MemoryState;
 
-impl State for Mem {
-    type Error = std::convert::Infallible;
-    fn firing(&self, rule: &str, key: &str) -> Result<Option<FiringRecord>, Self::Error> {
-        Ok(self.firings.get(&(rule.into(), key.into())).cloned())
-    }
-    fn silences(&self, rule: &str) -> Result<Vec<SilenceRecord>, Self::Error> {
-        Ok(self
-            .silences
-            .iter()
-            .filter(|s| s.rule == rule)
-            .cloned()
-            .collect())
-    }
-}
-
-impl Mem {
-    fn decide(&mut self, rule: &Rule, event: &EventRecord) -> Decision {
-        let ctx = EventContext::new(event, &Map::new(), event.at);
-        let Ok(d) = decide(rule, &ctx, self, event.at);
-        if let (Some(f), Some(k)) = (&d.firing, &d.key) {
-            self.firings
-                .insert((firing_name(rule), k.clone()), f.clone());
-        }
-        d
-    }
+/// Decides with no variables, at the event's own time.
+fn decide_event(mem: &mut Mem, rule: &Rule, event: &EventRecord) -> Decision {
+    let ctx = EventContext::new(event, &Map::new(), event.at);
+    mem.decide(rule, &ctx, event.at)
 }
 
 const PR_RULE: &str = r#"
@@ -89,7 +63,7 @@ fn pr_event(id: &str, source_type: &str, minutes: i64) -> EventRecord {
 fn when_false_says_why_with_the_values_read() {
     let set = set(PR_RULE);
     let rule = set.rule("pr").unwrap();
-    let d = Mem::default().decide(rule, &pr_event("e1", "LOCAL", 0));
+    let d = decide_event(&mut Mem::default(), rule, &pr_event("e1", "LOCAL", 0));
     assert_eq!(d.outcome, Outcome::NotMatched);
     assert_eq!(
         d.reason.as_deref(),
@@ -102,17 +76,17 @@ fn cooldown_is_per_key_and_ends() {
     let set = set(PR_RULE);
     let rule = set.rule("pr").unwrap();
     let mut mem = Mem::default();
-    let first = mem.decide(rule, &pr_event("e1", "API", 0));
+    let first = decide_event(&mut mem, rule, &pr_event("e1", "API", 0));
     assert_eq!(first.outcome, Outcome::Fired);
     assert_eq!(first.key.as_deref(), Some("https://github.com/a/b/pull/1"));
-    let second = mem.decide(rule, &pr_event("e2", "API", 30));
+    let second = decide_event(&mut mem, rule, &pr_event("e2", "API", 30));
     assert_eq!(second.outcome, Outcome::Cooldown);
     assert!(second
         .reason
         .unwrap()
         .contains("again from 2025-01-06T10:00:00Z"));
     assert_eq!(
-        mem.decide(rule, &pr_event("e3", "API", 60)).outcome,
+        decide_event(&mut mem, rule, &pr_event("e3", "API", 60)).outcome,
         Outcome::Fired
     );
 }
@@ -123,10 +97,10 @@ fn without_cooldown_or_throttle_a_key_fires_once() {
     let rule = set.rule("pr").unwrap();
     let mut mem = Mem::default();
     assert_eq!(
-        mem.decide(rule, &pr_event("e1", "API", 0)).outcome,
+        decide_event(&mut mem, rule, &pr_event("e1", "API", 0)).outcome,
         Outcome::Fired
     );
-    let again = mem.decide(rule, &pr_event("e2", "API", 600));
+    let again = decide_event(&mut mem, rule, &pr_event("e2", "API", 600));
     assert_eq!(again.outcome, Outcome::Duplicate);
 }
 
@@ -138,10 +112,7 @@ fn throttle_counts_per_window() {
     let outcomes: Vec<Outcome> = [0, 10, 20, 59, 60, 61, 62]
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            mem.decide(rule, &pr_event(&format!("e{i}"), "API", *m))
-                .outcome
-        })
+        .map(|(i, m)| decide_event(&mut mem, rule, &pr_event(&format!("e{i}"), "API", *m)).outcome)
         .collect();
     use Outcome::*;
     assert_eq!(
@@ -169,21 +140,21 @@ fn silences_cover_a_rule_or_one_key_until_their_end() {
         ..Mem::default()
     };
     assert_eq!(
-        mem.decide(rule, &pr_event("e1", "API", 0)).outcome,
+        decide_event(&mut mem, rule, &pr_event("e1", "API", 0)).outcome,
         Outcome::Fired
     );
     let mut mem = Mem {
         silences: vec![silence(None, at(30))],
         ..Mem::default()
     };
-    let d = mem.decide(rule, &pr_event("e1", "API", 0));
+    let d = decide_event(&mut mem, rule, &pr_event("e1", "API", 0));
     assert_eq!(d.outcome, Outcome::Silenced);
     assert_eq!(
         d.reason.as_deref(),
         Some("silence #9 until 2025-01-06T09:30:00Z: deploy freeze")
     );
     assert_eq!(
-        mem.decide(rule, &pr_event("e2", "API", 30)).outcome,
+        decide_event(&mut mem, rule, &pr_event("e2", "API", 30)).outcome,
         Outcome::Fired
     );
 }
@@ -193,15 +164,19 @@ fn shadow_and_off_rules_write_nothing_real() {
     let shadow = set(&PR_RULE.replace("cooldown: 1h", "cooldown: 1h\n    mode: shadow"));
     let rule = shadow.rule("pr").unwrap();
     let mut mem = Mem::default();
-    let d = mem.decide(rule, &pr_event("e1", "API", 0));
+    let d = decide_event(&mut mem, rule, &pr_event("e1", "API", 0));
     assert_eq!(d.outcome, Outcome::Shadow);
     assert_eq!(firing_name(rule), "pr#shadow");
     assert_eq!(
-        mem.decide(rule, &pr_event("e2", "API", 1)).outcome,
+        decide_event(&mut mem, rule, &pr_event("e2", "API", 1)).outcome,
         Outcome::Cooldown
     );
     let off = set(&PR_RULE.replace("cooldown: 1h", "cooldown: 1h\n    mode: off"));
-    let d = Mem::default().decide(off.rule("pr").unwrap(), &pr_event("e1", "API", 0));
+    let d = decide_event(
+        &mut Mem::default(),
+        off.rule("pr").unwrap(),
+        &pr_event("e1", "API", 0),
+    );
     assert_eq!((d.outcome, d.firing), (Outcome::Off, None));
 }
 
@@ -210,7 +185,11 @@ fn a_key_that_renders_empty_is_an_error_not_a_firing() {
     let set = set(PR_RULE);
     let rule = set.rule("pr").unwrap();
     let data = json!({"run": {"source_type": "API"}, "pr": null});
-    let d = Mem::default().decide(rule, &event("e1", "run.pr_opened", data, at(0)));
+    let d = decide_event(
+        &mut Mem::default(),
+        rule,
+        &event("e1", "run.pr_opened", data, at(0)),
+    );
     assert_eq!(d.outcome, Outcome::Error);
     assert_eq!(
         d.reason.as_deref(),
