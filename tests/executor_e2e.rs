@@ -136,13 +136,7 @@ async fn failed_runs_are_diagnosed_and_agent_prs_get_banned_and_one_comment() {
     rig.sim.add_sandbox(ORG, 44, true);
     rig.github.add_pr(REPO, 1);
     let clock: Arc<dyn Clock> = Arc::new(rig.clock.clone());
-    let config = PollerConfig {
-        org: codegen_sentinel::api::OrgId(ORG),
-        interval: Duration::from_secs(15),
-        stall_after: Duration::from_secs(1800),
-        deep_resync: Duration::from_secs(3600),
-        backfill: Duration::from_secs(86400),
-    };
+    let config = PollerConfig::defaults(codegen_sentinel::api::OrgId(ORG));
     let sink = Arc::new(DesignRules { now: clock.clone() });
     let poller = Poller::new(config, rig.codegen(), rig.store.clone(), clock, sink).unwrap();
     let executor = rig.start(settings(4));

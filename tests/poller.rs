@@ -46,13 +46,7 @@ impl Rig {
     }
 
     fn poller(&self, store: &Store) -> Poller {
-        let config = PollerConfig {
-            org: OrgId(ORG),
-            interval: Duration::from_secs(15),
-            stall_after: Duration::from_secs(30 * 60),
-            deep_resync: Duration::from_secs(3600),
-            backfill: Duration::from_secs(24 * 3600),
-        };
+        let config = PollerConfig::defaults(OrgId(ORG));
         let client = client_with(
             &self.server.base_url,
             Arc::new(RateBudget::unlimited()),
@@ -299,13 +293,7 @@ async fn two_hundred_active_runs_polled_every_15s_stay_inside_the_budget() {
         rig.sim().set_status(ORG, id, Some("ACTIVE"));
     }
     let store = rig.store();
-    let config = PollerConfig {
-        org: OrgId(ORG),
-        interval: Duration::from_secs(15),
-        stall_after: Duration::from_secs(30 * 60),
-        deep_resync: Duration::from_secs(3600),
-        backfill: Duration::from_secs(24 * 3600),
-    };
+    let config = PollerConfig::defaults(OrgId(ORG));
     let client = client_with(
         &rig.server.base_url,
         Arc::new(RateBudget::published()),

@@ -41,13 +41,7 @@ async fn reconciled(
     store: codegen_sentinel::store::Store,
 ) {
     let server = common::serve(common::seeded_sim()).await;
-    let config = PollerConfig {
-        org: OrgId(common::ORG),
-        interval: Duration::from_secs(15),
-        stall_after: Duration::from_secs(1800),
-        deep_resync: Duration::from_secs(3600),
-        backfill: Duration::from_secs(86400),
-    };
+    let config = PollerConfig::defaults(OrgId(common::ORG));
     let client = common::client_with(
         &server.base_url,
         Arc::new(RateBudget::unlimited()),

@@ -6,7 +6,6 @@ mod common;
 mod webhook_support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use codegen_sentinel::api::{OrgId, RateBudget};
@@ -194,13 +193,7 @@ async fn a_run_recorded_by_the_poller_is_found_from_its_pr() {
     let clock = ManualClock::new(sim.now());
     let server = common::serve(sim).await;
     let rig = Rig::new(&[SECRET]);
-    let config = PollerConfig {
-        org: OrgId(common::ORG),
-        interval: Duration::from_secs(15),
-        stall_after: Duration::from_secs(1800),
-        deep_resync: Duration::from_secs(3600),
-        backfill: Duration::from_secs(86400),
-    };
+    let config = PollerConfig::defaults(OrgId(common::ORG));
     let client = common::client_with(
         &server.base_url,
         Arc::new(RateBudget::unlimited()),

@@ -47,6 +47,22 @@ pub struct PollerConfig {
     pub backfill: Duration,
 }
 
+impl PollerConfig {
+    /// The poller of `org` with `sentinel.yaml`'s defaults.
+    pub fn defaults(org: OrgId) -> PollerConfig {
+        use crate::config::{
+            DEFAULT_BACKFILL, DEFAULT_DEEP_RESYNC, DEFAULT_POLL_INTERVAL, DEFAULT_STALL_AFTER,
+        };
+        PollerConfig {
+            org,
+            interval: DEFAULT_POLL_INTERVAL,
+            stall_after: DEFAULT_STALL_AFTER,
+            deep_resync: DEFAULT_DEEP_RESYNC,
+            backfill: DEFAULT_BACKFILL,
+        }
+    }
+}
+
 /// Why a tick failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
