@@ -79,6 +79,12 @@ fn daemon_logging_to(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
+/// The store of the daemon configured in `dir`, opened once the daemon has stopped.
+fn open_store(dir: &Path) -> codegen_sentinel::store::Store {
+    let options = codegen_sentinel::store::StoreOptions::new(dir.join("store"));
+    codegen_sentinel::store::Store::open(options).unwrap()
+}
+
 /// Waits until `healthcheck` says the daemon of `config` is ready.
 async fn wait_ready(config: &Path) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -346,10 +352,7 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
         "load was applied (one delivery per sender at least): {}",
         acknowledged.len()
     );
-    let store = codegen_sentinel::store::Store::open(codegen_sentinel::store::StoreOptions::new(
-        dir.path().join("store"),
-    ))
-    .unwrap();
+    let store = open_store(dir.path());
     let stored: BTreeSet<String> = store.deliveries().map(|d| d.unwrap().id).collect();
     let lost: Vec<_> = acknowledged.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
@@ -371,10 +374,7 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
     tokio::time::sleep(Duration::from_secs(2)).await;
     let out = terminate(child).await;
     assert_eq!(out.status.code(), Some(0));
-    let store = codegen_sentinel::store::Store::open(codegen_sentinel::store::StoreOptions::new(
-        dir.path().join("store"),
-    ))
-    .unwrap();
+    let store = open_store(dir.path());
     let jobs = store.jobs().count();
     assert_eq!(
         jobs,
@@ -398,17 +398,15 @@ async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decisi
     let config = write_config(dir.path(), &server.base_url, port);
     let base = format!("http://127.0.0.1:{port}");
     let acknowledged = Acknowledged::default();
-    let mut rng_state = 0x9e37_79b9_7f4a_7c15_u64;
+    // A different moment each round, the same moments each run.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x5e17);
     for round in 0..5 {
         let log = dir.path().join(format!("daemon-{round}.log"));
         let mut child = daemon_logging_to(&config, &log);
         wait_ready(&config).await;
         let senders = spawn_senders(&base, &format!("kill-{round}"), 8, &acknowledged);
-        // xorshift: a different moment each round, the same moments each run.
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        tokio::time::sleep(Duration::from_millis(200 + rng_state % 800)).await;
+        let moment = rand::Rng::random_range(&mut rng, 200..1000);
+        tokio::time::sleep(Duration::from_millis(moment)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         for sender in senders {
@@ -422,10 +420,7 @@ async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decisi
         "load was applied: {}",
         acknowledged.len()
     );
-    let store = codegen_sentinel::store::Store::open(codegen_sentinel::store::StoreOptions::new(
-        dir.path().join("store"),
-    ))
-    .unwrap();
+    let store = open_store(dir.path());
     for delivery in &acknowledged {
         assert!(
             store.delivery(delivery).unwrap().is_some(),
