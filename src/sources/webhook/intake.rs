@@ -212,8 +212,11 @@ mod tests {
         )
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_deliveries_share_batches_and_one_bad_delivery_fails_alone() {
+    /// On one thread every request is queued before the writer first runs, so all 200 share
+    /// one batch: the refused ones make that transaction fail, and only the one-by-one retry
+    /// lets the others through.
+    #[tokio::test]
+    async fn concurrent_deliveries_share_a_batch_and_one_bad_delivery_fails_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreOptions::new(dir.path())).unwrap();
         let intake = Arc::new(Intake::new(store.clone(), Arc::new(Picky)));
