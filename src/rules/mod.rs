@@ -388,34 +388,7 @@ fn hash_rules(raw: &[model::RawRule]) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
-/// "did you mean `x`?" for the candidate closest to `word`, when one is close enough.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    let best = candidates
-        .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .min()?;
-    let close_enough = best.0 <= (word.chars().count() / 3).max(1);
-    (close_enough && best.0 > 0).then(|| format!("did you mean `{}`?", best.1))
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
+pub use crate::yaml::did_you_mean;
 
 /// The diagnostics of a load, errors first, each group in file and position order.
 pub fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {

@@ -149,16 +149,23 @@ pub fn split_hint(message: &str) -> (String, Option<String>) {
     (message.to_owned(), None)
 }
 
-/// "did you mean `x`?" for the expected name closest to `field`, when one is close enough.
-pub(super) fn did_you_mean(field: &str, expected: &str) -> Option<String> {
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|candidate| (edit_distance(field, candidate), candidate))
+/// "did you mean `x`?" for the name in backticks in `expected` closest to `field`.
+pub(super) fn did_you_mean_expected(field: &str, expected: &str) -> Option<String> {
+    did_you_mean(field, expected.split('`').skip(1).step_by(2))
+}
+
+/// "did you mean `x`?" for the candidate closest to `word`, when one is close enough (a third
+/// of its characters) and is not `word` itself.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let best = candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
         .min()?;
-    let close_enough = best.0 <= (field.chars().count() / 3).max(1);
-    close_enough.then(|| format!("did you mean `{}`?", best.1))
+    let close_enough = best.0 <= (word.chars().count() / 3).max(1);
+    (close_enough && best.0 > 0).then(|| format!("did you mean `{}`?", best.1))
 }
 
 /// Levenshtein distance over characters.

@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-pub use diagnostic::{message_with_hint, split_hint, Diagnostic, Location, Severity};
+pub use diagnostic::{did_you_mean, message_with_hint, split_hint, Diagnostic, Location, Severity};
 pub use path::{Segment, YamlPath};
 pub use source_map::{Entry, SourceMap};
 pub use units::{parse_duration, parse_size, ByteSize, DurationStr, UnitError};
 
-use diagnostic::did_you_mean;
+use diagnostic::did_you_mean_expected;
 use value::{child, remove};
 
 /// Bounds on what a file may make us parse.
@@ -254,7 +254,7 @@ impl Document {
                 .split_once(", ")
                 .map(|(_, rest)| rest.to_owned())
                 .unwrap_or_default();
-            let hint = did_you_mean(field, &expected).unwrap_or(expected);
+            let hint = did_you_mean_expected(field, &expected).unwrap_or(expected);
             let diagnostic = self.key_error(path, format!("unknown field `{field}`"));
             return if hint.is_empty() {
                 diagnostic
