@@ -164,7 +164,7 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
         Ok(digest) => digest,
         Err(rejection) => return Outcome::Unauthorized(rejection),
     };
-    let held = match hooks.reader.read(body, declared).await {
+    let mut held = match hooks.reader.read(body, declared).await {
         Ok(held) => held,
         Err(BodyError::TooLarge) => return Outcome::TooLarge,
         Err(BodyError::Timeout) => return Outcome::Timeout,
@@ -201,7 +201,7 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
     let full = hooks
         .sink
         .wants(&EventKind::Github(event.to_owned()).as_str());
-    let (raw, parsed) = match parse_payload(&held.bytes, form, full) {
+    let (raw, parsed) = match parse_payload(std::mem::take(&mut held.bytes), form, full) {
         Ok(read) => read,
         Err(why) => return Outcome::Malformed(why),
     };
@@ -226,24 +226,28 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
 /// The payload, as its JSON text and read (in `full` or as its skeleton, checked alike): the
 /// JSON body, or the `payload` field of a form-encoded one (GitHub's other content type). Only a
 /// JSON object is a payload.
-fn parse_payload(body: &[u8], form: bool, full: bool) -> Result<(String, Parsed), &'static str> {
+fn parse_payload(body: Vec<u8>, form: bool, full: bool) -> Result<(String, Parsed), &'static str> {
     const MALFORMED: &str = "malformed JSON payload";
     let text = if form {
-        url::form_urlencoded::parse(body)
+        url::form_urlencoded::parse(&body)
             .find(|(k, _)| k == "payload")
             .map(|(_, v)| v.into_owned())
             .ok_or("form body without a payload field")?
     } else {
-        String::from_utf8(body.to_vec()).map_err(|_| MALFORMED)?
+        String::from_utf8(body).map_err(|_| MALFORMED)?
     };
-    if nesting_depth(text.as_bytes()) > MAX_PAYLOAD_DEPTH {
-        return Err("payload nested too deeply");
-    }
-    let parsed = if full {
-        Parsed::Full(serde_json::from_str(&text).map_err(|_| MALFORMED)?)
+    let read = if full {
+        skeleton::full(&text).map(Parsed::Full)
     } else {
-        Parsed::Skeleton(skeleton::skeleton(&text).map_err(|_| MALFORMED)?)
+        skeleton::skeleton(&text).map(Parsed::Skeleton)
     };
+    // Which of the two refusals it was is worked out only for a refused payload.
+    let parsed = read.map_err(
+        |_| match nesting_depth(text.as_bytes()) > MAX_PAYLOAD_DEPTH {
+            true => "payload nested too deeply",
+            false => MALFORMED,
+        },
+    )?;
     let (Parsed::Full(value) | Parsed::Skeleton(value)) = &parsed;
     if !value.is_object() {
         return Err("payload is not a JSON object");
@@ -321,19 +325,19 @@ mod tests {
     fn form_bodies_carry_the_payload_field() {
         let body = b"payload=%7B%22action%22%3A%22opened%22%7D";
         for full in [true, false] {
-            let (raw, parsed) = parse_payload(body, true, full).unwrap();
+            let (raw, parsed) = parse_payload(body.to_vec(), true, full).unwrap();
             assert_eq!(raw, r#"{"action":"opened"}"#);
             let (Parsed::Full(value) | Parsed::Skeleton(value)) = parsed;
             assert_eq!(value["action"], "opened");
-            assert!(parse_payload(b"{\"a\":1}", false, full).is_ok());
-            assert!(parse_payload(b"[1]", false, full).is_err());
-            assert!(parse_payload(b"{", false, full).is_err());
-            assert!(parse_payload(b"x=1", true, full).is_err());
-            assert!(parse_payload(b"{\"a\":\"\\ud800\"}", false, full).is_err());
+            assert!(parse_payload(br#"{"a":1}"#.to_vec(), false, full).is_ok());
+            assert!(parse_payload(b"[1]".to_vec(), false, full).is_err());
+            assert!(parse_payload(b"{".to_vec(), false, full).is_err());
+            assert!(parse_payload(b"x=1".to_vec(), true, full).is_err());
+            assert!(parse_payload(br#"{"a":"\ud800"}"#.to_vec(), false, full).is_err());
             let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
-            assert!(parse_payload(deep(MAX_PAYLOAD_DEPTH).as_bytes(), false, full).is_ok());
+            assert!(parse_payload(deep(MAX_PAYLOAD_DEPTH).into_bytes(), false, full).is_ok());
             assert_eq!(
-                parse_payload(deep(MAX_PAYLOAD_DEPTH + 1).as_bytes(), false, full).unwrap_err(),
+                parse_payload(deep(MAX_PAYLOAD_DEPTH + 1).into_bytes(), false, full).unwrap_err(),
                 "payload nested too deeply"
             );
         }

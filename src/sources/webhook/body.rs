@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -34,9 +34,10 @@ pub enum BodyError {
     Read(axum::Error),
 }
 
-/// A body read in full, holding its share of the memory budget until dropped.
+/// A body read in full, holding its share of the memory budget until dropped (also after its
+/// bytes were taken, which then live on as the delivery's payload text without a copy).
 pub struct HeldBody {
-    pub bytes: Bytes,
+    pub bytes: Vec<u8>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -109,7 +110,7 @@ impl BodyReader {
             buf.extend_from_slice(&chunk);
         }
         Ok(HeldBody {
-            bytes: Bytes::from(buf),
+            bytes: buf,
             _permit: permit,
         })
     }

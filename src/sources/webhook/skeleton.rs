@@ -2,13 +2,15 @@
 //! parse into a `serde_json::Value` would (string escapes, surrogates, number ranges), and builds
 //! only the few fields the receiver itself reads (the event's `action` and what
 //! [`pr_subject`](super::subject::pr_subject) looks at). A 28 KB delivery that no rule listens to
-//! then costs a validation, not a tree of a thousand allocations.
+//! then costs a validation, not a tree of a thousand allocations. Both readings count the
+//! nesting as they go and refuse a payload deeper than [`MAX_PAYLOAD_DEPTH`].
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use super::MAX_PAYLOAD_DEPTH;
 
 /// What to build of one value: all of it, or only the listed fields of an object (applied to
 /// each element of an array).
@@ -59,28 +61,54 @@ const PAYLOAD: Keep = Keep::Fields(&[
 /// Checks `text` as a full parse would and returns the fields the receiver reads, in the same
 /// places as in the payload.
 pub fn skeleton(text: &str) -> serde_json::Result<Value> {
+    read(text, PAYLOAD)
+}
+
+/// `text` parsed in full, as `serde_json::from_str::<Value>` would, refusing it likewise when it
+/// nests deeper than [`MAX_PAYLOAD_DEPTH`].
+pub fn full(text: &str) -> serde_json::Result<Value> {
+    read(text, Keep::All)
+}
+
+fn read(text: &str, keep: Keep) -> serde_json::Result<Value> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Pick(PAYLOAD).deserialize(&mut de)?;
+    let value = Pick { keep, depth: 0 }.deserialize(&mut de)?;
     de.end()?;
     Ok(value)
 }
 
-struct Pick(Keep);
+/// The error for a payload nested deeper than [`MAX_PAYLOAD_DEPTH`]. The nesting is counted
+/// while reading: a separate pass over the text would cost as much as the reading itself.
+fn too_deep<E: de::Error>() -> E {
+    E::custom(format_args!(
+        "nested deeper than {MAX_PAYLOAD_DEPTH} objects and arrays"
+    ))
+}
+
+/// The depth inside an object or array entered at `depth`, if allowed.
+fn enter<E: de::Error>(depth: usize) -> Result<usize, E> {
+    match depth + 1 {
+        inside if inside > MAX_PAYLOAD_DEPTH => Err(too_deep()),
+        inside => Ok(inside),
+    }
+}
+
+/// Builds what `keep` says of the value it reads, at nesting `depth`.
+#[derive(Clone, Copy)]
+struct Pick {
+    keep: Keep,
+    depth: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for Pick {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        match self.0 {
-            Keep::All => Value::deserialize(d),
-            Keep::Fields(fields) => d.deserialize_any(PickVisitor(fields)),
-        }
+        d.deserialize_any(self)
     }
 }
 
-struct PickVisitor(&'static [(&'static str, Keep)]);
-
-impl<'de> Visitor<'de> for PickVisitor {
+impl<'de> Visitor<'de> for Pick {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,22 +140,39 @@ impl<'de> Visitor<'de> for PickVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = Pick {
+            depth: enter(self.depth)?,
+            ..self
+        };
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Pick(Keep::Fields(self.0)))? {
+        while let Some(item) = seq.next_element_seed(inner)? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let depth = enter(self.depth)?;
         let mut kept = Map::new();
-        while let Some(found) = map.next_key_seed(FieldName(self.0))? {
-            match found {
-                Some((name, keep)) => {
-                    kept.insert(name.to_owned(), map.next_value_seed(Pick(keep))?);
+        match self.keep {
+            Keep::All => {
+                while let Some(name) = map.next_key::<String>()? {
+                    let value = map.next_value_seed(Pick {
+                        keep: Keep::All,
+                        depth,
+                    })?;
+                    kept.insert(name, value);
                 }
-                None => {
-                    map.next_value::<Checked>()?;
+            }
+            Keep::Fields(fields) => {
+                while let Some(found) = map.next_key_seed(FieldName(fields))? {
+                    match found {
+                        Some((name, keep)) => {
+                            let value = map.next_value_seed(Pick { keep, depth })?;
+                            kept.insert(name.to_owned(), value);
+                        }
+                        None => map.next_value_seed(Checked(depth))?,
+                    }
                 }
             }
         }
@@ -158,60 +203,63 @@ impl<'de> Visitor<'de> for FieldName {
     }
 }
 
-/// A value read and dropped, decoded exactly as `Value` would decode it (unlike serde's `IgnoredAny`,
-/// which skips string escapes and number ranges unchecked), so that anything accepted here
-/// reads back later as a `Value`.
-struct Checked;
+/// A value at nesting `depth`, read and dropped, decoded exactly as `Value` would decode it
+/// (unlike serde's `IgnoredAny`, which skips string escapes and number ranges unchecked), so
+/// that anything accepted here reads back later as a `Value`.
+#[derive(Clone, Copy)]
+struct Checked(usize);
 
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
-        d.deserialize_any(CheckedVisitor)
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-struct CheckedVisitor;
-
-impl<'de> Visitor<'de> for CheckedVisitor {
-    type Value = Checked;
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = Checked(enter(self.0)?);
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_key::<Checked>()?.is_some() {
-            map.next_value::<Checked>()?;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = Checked(enter(self.0)?);
+        while map.next_key_seed(inner)?.is_some() {
+            map.next_value_seed(inner)?;
         }
-        Ok(Checked)
+        Ok(())
     }
 }
 
@@ -239,6 +287,7 @@ mod tests {
             let bones = skeleton(&text).unwrap();
             assert_eq!(pr_subject(&bones), pr_subject(&full), "{name}");
             assert_eq!(bones.get("action"), full.get("action"), "{name}");
+            assert_eq!(super::full(&text).unwrap(), full, "{name}: read in full");
             assert!(
                 serde_json::to_vec(&bones).unwrap().len() < text.len() / 10,
                 "{name}: the skeleton is small"
@@ -259,6 +308,23 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
             assert!(skeleton(bad).is_err(), "{bad} was accepted");
+        }
+        // Deeper than allowed, whether the deep part is kept, checked or read in full.
+        let deep = "[".repeat(MAX_PAYLOAD_DEPTH) + &"]".repeat(MAX_PAYLOAD_DEPTH);
+        for (text, within) in [
+            (format!(r#"{{"pull_request": {{"title": {deep}}}}}"#), false),
+            (format!(r#"{{"x": {deep}}}"#), false),
+            (
+                format!(r#"{{"pull_request": {{"head": [{deep}]}}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"x": 1, "ok": {}}}"#, &deep[1..deep.len() - 1]),
+                true,
+            ),
+        ] {
+            assert_eq!(skeleton(&text).is_ok(), within, "{text}");
+            assert_eq!(super::full(&text).is_ok(), within, "{text}");
         }
         let odd =
             r#"{"pull_request": null, "issue": [1], "ref": 7, "x": {"y": [1e300, "\u00e9"]}}"#;
