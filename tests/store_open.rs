@@ -172,17 +172,23 @@ fn store_written_by_a_newer_schema_is_refused() {
 }
 
 #[test]
-fn a_version_1_store_is_marked_2_so_that_older_builds_refuse_it() {
-    let dir = tempfile::tempdir().unwrap();
-    {
+fn older_stores_are_marked_current_so_that_older_builds_refuse_them() {
+    assert_eq!(SCHEMA_VERSION, 3);
+    for older in ["1", "2"] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(opts(&dir)).unwrap();
+            store
+                .transaction(|tx| tx.put_meta("schema_version", older))
+                .unwrap();
+        }
         let store = Store::open(opts(&dir)).unwrap();
-        store
-            .transaction(|tx| tx.put_meta("schema_version", "1"))
-            .unwrap();
+        assert_eq!(
+            store.meta("schema_version").unwrap().as_deref(),
+            Some("3"),
+            "a version-{older} store"
+        );
     }
-    let store = Store::open(opts(&dir)).unwrap();
-    assert_eq!(SCHEMA_VERSION, 2);
-    assert_eq!(store.meta("schema_version").unwrap().as_deref(), Some("2"));
 }
 
 #[test]

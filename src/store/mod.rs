@@ -48,10 +48,12 @@ use trees::Trees;
 /// The record layout version this build writes and reads (`meta` key `schema_version`).
 ///
 /// 2: records of 2 KiB or more are zstd-compressed, and deliveries no longer carry their body
-/// (the payload is in the event). A version-1 store is read as it is (every version-1 record
-/// still decodes) and marked 2 on open, so that an older build refuses it instead of finding
-/// compressed records it cannot read.
-pub const SCHEMA_VERSION: u32 = 2;
+/// (the payload is in the event).
+/// 3: records of 2 KiB or more are lz4-compressed instead.
+///
+/// An older store is read as it is (records of every earlier version still decode) and marked
+/// current on open, so that an older build refuses it instead of finding records it cannot read.
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA_KEY: &str = "schema_version";
 
