@@ -50,12 +50,13 @@ pub enum SecretError {
         name: String,
     },
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why (an OS error: it never contains file contents).
-        source: std::io::Error,
+        /// Why (an OS error: it never contains file contents). Part of the message, so not
+        /// also the error's `source()`.
+        error: std::io::Error,
     },
     /// The file holds bytes that are not UTF-8.
     #[error("{path} is not valid UTF-8")]
@@ -141,9 +142,9 @@ impl SecretRef {
 
 /// Reads a secret file, dropping the trailing newline editors and `echo` add.
 fn read_secret_file(path: &Path) -> Result<SecretString, SecretError> {
-    let bytes = std::fs::read(path).map_err(|source| SecretError::Read {
+    let bytes = std::fs::read(path).map_err(|error| SecretError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let mut text = String::from_utf8(bytes).map_err(|_| SecretError::FileNotUnicode {
         path: path.to_path_buf(),

@@ -67,9 +67,17 @@ impl PollerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error("Codegen API: {0}")]
-    Api(#[from] ApiError),
-    #[error("store: {0}")]
+    Api(ApiError),
+    #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+// Not `#[from]`: that would make the API error the `source()` as well as part of the message,
+// and a whole error chain would say it twice.
+impl From<ApiError> for PollError {
+    fn from(error: ApiError) -> PollError {
+        PollError::Api(error)
+    }
 }
 
 /// What one tick did.

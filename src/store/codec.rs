@@ -21,9 +21,9 @@ pub(crate) fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
     record
         .to_json()
         .map(compress::pack)
-        .map_err(|source| StoreError::Encode {
+        .map_err(|error| StoreError::Encode {
             tree: R::TREE.as_str(),
-            source,
+            error,
         })
 }
 
@@ -51,10 +51,10 @@ fn unpacked<R: Record, T>(
     compress::unpack(bytes)
         .map_err(serde_json::Error::io)
         .and_then(|json| parse(&json))
-        .map_err(|source| StoreError::Decode {
+        .map_err(|error| StoreError::Decode {
             tree: R::TREE.as_str(),
             key: keys::describe(R::TREE, key),
-            source,
+            error,
         })
 }
 

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Everything the store can fail with. Callers decide on the variant: `Locked` and `SchemaTooNew`
 /// are startup configuration problems, `Decode` is a damaged record, `Aborted` is the caller's own
 /// reason to abort a transaction, the rest are storage failures.
+///
+/// Each message includes the underlying error's, which is therefore not also reported as the
+/// error's `source()`: an error chain printed whole (`{:#}`) says each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another process (or another open handle in this process) holds the store's file lock.
@@ -30,28 +33,22 @@ pub enum StoreError {
     BadSchema { path: PathBuf, value: String },
 
     /// sled could not open the store for another reason (permissions, disk, corrupt files).
-    #[error("cannot open store at {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
+    #[error("cannot open store at {path}: {error}")]
+    Open { path: PathBuf, error: sled::Error },
 
     /// A read, write or flush failed in sled itself.
-    #[error("store {op} failed: {source}")]
+    #[error("store {op} failed: {error}")]
     Storage {
         op: &'static str,
-        #[source]
-        source: sled::Error,
+        error: sled::Error,
     },
 
     /// A stored record could not be decoded: a damaged record or an unknown record version.
-    #[error("cannot decode record in tree `{tree}` at key {key}: {source}")]
+    #[error("cannot decode record in tree `{tree}` at key {key}: {error}")]
     Decode {
         tree: &'static str,
         key: String,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// A stored key does not have the layout its tree expects.
@@ -59,11 +56,10 @@ pub enum StoreError {
     BadKey { tree: &'static str, key: String },
 
     /// A record could not be serialized (never expected with the store's own types).
-    #[error("cannot encode record for tree `{tree}`: {source}")]
+    #[error("cannot encode record for tree `{tree}`: {error}")]
     Encode {
         tree: &'static str,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// A write would break one of the store's invariants (a bug in the caller or the store).
@@ -81,11 +77,11 @@ pub enum StoreError {
 
     /// The transaction closure aborted with the caller's own error; nothing was written.
     #[error("transaction aborted: {0}")]
-    Aborted(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Aborted(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
     pub(crate) fn storage(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
-        move |source| StoreError::Storage { op, source }
+        move |error| StoreError::Storage { op, error }
     }
 }

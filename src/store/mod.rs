@@ -319,10 +319,10 @@ fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
                     path: path.to_path_buf(),
                 })
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(StoreError::Open {
                     path: path.to_path_buf(),
-                    source,
+                    error,
                 })
             }
         }

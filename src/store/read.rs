@@ -47,7 +47,7 @@ impl<R: Record> Iterator for Records<R> {
         let item = self.iter.next()?;
         Some(match item {
             Ok((key, value)) => codec::decode(&key, &value),
-            Err(source) => Err(StoreError::Storage { op: "scan", source }),
+            Err(error) => Err(StoreError::Storage { op: "scan", error }),
         })
     }
 }
@@ -107,7 +107,7 @@ impl Store {
             let found = match index.next()? {
                 Ok((key, _)) => keys::decode_run(TreeName::RunsActive, &key)
                     .and_then(|(org, run)| self.get_run(org, run)),
-                Err(source) => Err(StoreError::Storage { op: "scan", source }),
+                Err(error) => Err(StoreError::Storage { op: "scan", error }),
             };
             match found {
                 Ok(Some(run)) => return Some(Ok(run)),

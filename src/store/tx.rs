@@ -126,9 +126,9 @@ impl Store {
         result.map_err(|e| match e {
             TransactionError::Abort(Failure::Store(e)) => e,
             TransactionError::Abort(Failure::Caller(e)) => StoreError::Aborted(e),
-            TransactionError::Storage(source) => StoreError::Storage {
+            TransactionError::Storage(error) => StoreError::Storage {
                 op: "transaction",
-                source,
+                error,
             },
         })
     }

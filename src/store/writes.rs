@@ -233,10 +233,10 @@ impl Tx<'_> {
             data,
             payload_json,
         })
-        .map_err(|source| {
+        .map_err(|error| {
             TxAbort::store(StoreError::Encode {
                 tree: TreeName::Events.as_str(),
-                source,
+                error,
             })
         })?;
         self.tree(TreeName::Events)
