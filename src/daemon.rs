@@ -285,7 +285,10 @@ impl Daemon {
             biased;
             _ = shutdown.cancelled() => {}
             Some(ended) = loops.join_next() => {
-                let (name, result) = ended.context("a daemon loop panicked")?;
+                // A panicked loop is a failure like any other: the rest still stop in order.
+                let (name, result) = ended.unwrap_or_else(|panicked| {
+                    ("a daemon loop".to_owned(), Err(anyhow::anyhow!("{panicked}")))
+                });
                 if shutdown.is_cancelled() && result.is_ok() {
                     // It stopped because we are stopping: not a failure.
                     return self.finish(&mut loops, None).await;
@@ -306,11 +309,17 @@ impl Daemon {
         failure: Option<anyhow::Error>,
     ) -> anyhow::Result<()> {
         drain(loops, self.settings.executor.shutdown_grace).await;
-        self.store.flush().await.context("final flush")?;
+        let flushed = self.store.flush().await.context("final flush");
         tracing::info!("Daemon stopped");
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(()),
+        match (failure, flushed) {
+            (None, flushed) => flushed.map(drop),
+            (Some(failure), Ok(_)) => Err(failure),
+            // The loop's failure is what the exit reports: the flush most likely failed of the
+            // same cause (a full disk fails both).
+            (Some(failure), Err(flush)) => {
+                tracing::error!(error = %format!("{flush:#}"), "Final flush failed");
+                Err(failure)
+            }
         }
     }
 }

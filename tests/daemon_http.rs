@@ -422,23 +422,120 @@ async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decisi
     );
     let store = open_store(dir.path());
     for delivery in &acknowledged {
-        assert!(
-            store.delivery(delivery).unwrap().is_some(),
-            "{delivery} acknowledged but not stored"
-        );
-        let event = store
-            .event_by_id(&format!("github/{delivery}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("{delivery} has no event"));
-        assert_eq!(event.data["payload"]["number"], 2, "{delivery}: payload");
-        let decisions = store.journal_of_event(event.seq).unwrap();
-        assert!(
-            decisions.iter().any(|d| d.rule == "log-prs"),
-            "{delivery}: no decision of log-prs"
-        );
+        assert_stored_with_decision(&store, delivery);
     }
     println!(
         "{} deliveries acknowledged over 5 kill -9, all stored with event and decision",
+        acknowledged.len()
+    );
+}
+
+/// `delivery` is in the store with its event, its payload and the decision of `log-prs` on it.
+fn assert_stored_with_decision(store: &codegen_sentinel::store::Store, delivery: &str) {
+    assert!(
+        store.delivery(delivery).unwrap().is_some(),
+        "{delivery} acknowledged but not stored"
+    );
+    let event = store
+        .event_by_id(&format!("github/{delivery}"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{delivery} has no event"));
+    assert_eq!(event.data["payload"]["number"], 2, "{delivery}: payload");
+    let decisions = store.journal_of_event(event.seq).unwrap();
+    assert!(
+        decisions.iter().any(|d| d.rule == "log-prs"),
+        "{delivery}: no decision of log-prs"
+    );
+}
+
+/// A loop that dies ends the daemon with a non-zero exit, naming the loop, after stopping the
+/// others in order. Here the store's disk fills up under webhook load (a file size limit on the
+/// process, as `ulimit -f` sets, stands in for a full disk): deliveries are then refused with
+/// 503, the next loop to flush fails, and the daemon exits 1. Every delivery answered 202 before
+/// is in the store when it is opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_that_dies_of_a_full_disk_ends_the_daemon_non_zero_and_loses_nothing_acknowledged() {
+    use std::os::unix::process::CommandExt as _;
+
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    let mut command = daemon_command(&config);
+    command
+        .env("RUST_LOG", "info")
+        // Pipes, not files: the size limit applies to every file the daemon writes.
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the closure only makes two async-signal-safe calls.
+    unsafe {
+        command.pre_exec(|| {
+            // Writing past the limit then fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 2 << 20,
+                rlim_max: 2 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    wait_ready(&config).await;
+    let acknowledged = Acknowledged::default();
+    let senders = spawn_senders(
+        &format!("http://127.0.0.1:{port}"),
+        "full",
+        4,
+        &acknowledged,
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the daemon exits once its disk is full")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("A daemon loop stopped; shutting down"),
+        "{stderr}"
+    );
+    let reported = stderr.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        reported.starts_with("error: ")
+            && reported.contains(" stopped: ")
+            && reported.contains("File too large"),
+        "the exit names the loop and the cause: {reported}"
+    );
+    assert_eq!(
+        reported.matches("File too large").count(),
+        1,
+        "each cause is said once: {reported}"
+    );
+    assert!(
+        stderr.contains("Webhook delivery not stored"),
+        "deliveries were refused once the disk was full: {stderr}"
+    );
+    for sender in senders {
+        sender.await.unwrap();
+    }
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 10,
+        "load was applied before the disk filled: {}",
+        acknowledged.len()
+    );
+    let store = open_store(dir.path());
+    for delivery in &acknowledged {
+        assert_stored_with_decision(&store, delivery);
+    }
+    println!(
+        "{} deliveries acknowledged before the disk filled, all stored; the daemon said: {reported}",
         acknowledged.len()
     );
 }
