@@ -59,7 +59,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Pause a rule (or one key of it) until a time; list and expire silences.
     Silence(silence::SilenceArgs),
-    /// List, show, retry or drop durable jobs and dead letters (with the daemon stopped).
+    /// List, show, retry or drop durable jobs and dead letters (through the running daemon, or
+    /// the store when it is stopped).
     Jobs(jobs::JobsArgs),
 }
 
