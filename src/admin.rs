@@ -1,7 +1,8 @@
 //! The admin socket: a Unix socket in the store's directory ([`SOCKET_NAME`], mode 0600) where
 //! the running daemon answers the commands that need its store while it holds it: `explain`,
-//! `state runs|transitions`, `jobs list|show|retry|drop` and `silence list|add|expire`. Writes are flushed before they
-//! are answered, and a retried job wakes the executor at once.
+//! `state runs|transitions`, `jobs list|show|retry|drop`, `silence list|add|expire` and
+//! `rules replay`. Writes are flushed before they are answered, and a retried job wakes the
+//! executor at once.
 //!
 //! The socket file's permissions are the access control: only the daemon's user and root can
 //! connect, so the answers (which include stored payloads) need no token and are never
@@ -24,8 +25,10 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::explain::explain_run;
+use crate::engine::replay::replay;
 use crate::executor::admin::{self as jobs, AdminError};
 use crate::executor::ExecutorHandle;
+use crate::rules::{compile_sources, CompileEnv};
 use crate::store::{NewSilence, RunRecord, SilenceRecord, Store, StoreError, TransitionRecord};
 
 /// The socket's file name, inside the store's directory.
@@ -44,14 +47,29 @@ struct Admin {
     store: Store,
     orgs: Vec<i64>,
     executor: Option<ExecutorHandle>,
+    /// The config's notifiers and vars, which candidate rules of a replay are compiled with.
+    rules_env: CompileEnv,
+}
+
+/// `POST /replay`: candidate rule files, as text, re-evaluated against the events stored since
+/// `since` ([`replay`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ReplayRequest {
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub sources: Vec<(PathBuf, String)>,
 }
 
 /// The routes of the socket: `GET /explain/{run_id}[?org=N]`, `GET /state/runs[?org=N]`,
 /// `GET /state/transitions[?run=N&org=N]`, `GET /jobs[?dead=true]`,
 /// `GET /jobs/{id}`, `POST /jobs/{id}/retry`, `POST /jobs/{id}/drop`, `GET /silences`,
-/// `POST /silences` (a [`NewSilence`]) and `POST /silences/{id}/expire`. `executor` is woken
-/// when a job is queued again.
-pub fn router(store: Store, orgs: Vec<i64>, executor: Option<ExecutorHandle>) -> Router {
+/// `POST /silences` (a [`NewSilence`]), `POST /silences/{id}/expire` and `POST /replay` (a
+/// [`ReplayRequest`], compiled with `rules_env`). `executor` is woken when a job is queued again.
+pub fn router(
+    store: Store,
+    orgs: Vec<i64>,
+    executor: Option<ExecutorHandle>,
+    rules_env: CompileEnv,
+) -> Router {
     Router::new()
         .route("/explain/{run_id}", get(explain))
         .route("/state/runs", get(state_runs))
@@ -62,10 +80,12 @@ pub fn router(store: Store, orgs: Vec<i64>, executor: Option<ExecutorHandle>) ->
         .route("/jobs/{id}/drop", post(drop_job))
         .route("/silences", get(list_silences).post(add_silence))
         .route("/silences/{id}/expire", post(expire_silence))
+        .route("/replay", post(replay_rules))
         .with_state(Admin {
             store,
             orgs,
             executor,
+            rules_env,
         })
 }
 
@@ -377,6 +397,26 @@ async fn expire_silence(State(admin): State<Admin>, UrlPath(id): UrlPath<u64>) -
     }
 }
 
+/// Compiles the candidate rules with the daemon's config and replays the stored events: what
+/// `rules replay` does with the store, done by the daemon that holds it. Rules that do not
+/// compile are refused with their diagnostics.
+async fn replay_rules(State(admin): State<Admin>, Json(request): Json<ReplayRequest>) -> Response {
+    let compiled = compile_sources(&request.sources, &admin.rules_env);
+    if compiled.has_errors() {
+        let lines: Vec<String> = compiled.errors().map(ToString::to_string).collect();
+        return refusal(StatusCode::UNPROCESSABLE_ENTITY, lines.join("\n"));
+    }
+    let Some(set) = compiled.set else {
+        return refusal(StatusCode::UNPROCESSABLE_ENTITY, "no rule set");
+    };
+    let (store, vars) = (admin.store, admin.rules_env.vars.unwrap_or_default());
+    match blocking(move || replay(&store, &set, &vars, request.since)).await {
+        Ok(Ok(replayed)) => Json(replayed).into_response(),
+        Ok(Err(error)) => store_failure("replaying stored events", error),
+        Err(response) => response,
+    }
+}
+
 /// `?org=` of `/explain/{run_id}`: one organization instead of every configured one.
 #[derive(Debug, serde::Deserialize)]
 struct ExplainQuery {
@@ -420,7 +460,14 @@ mod tests {
         let cancel = CancellationToken::new();
         let server = tokio::spawn({
             let (path, cancel) = (path.clone(), cancel.clone());
-            async move { serve(&path, router(store, vec![7], None), cancel).await }
+            async move {
+                serve(
+                    &path,
+                    router(store, vec![7], None, CompileEnv::default()),
+                    cancel,
+                )
+                .await
+            }
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let events: Vec<serde_json::Value> = loop {
@@ -442,6 +489,21 @@ mod tests {
         assert!(
             matches!(&missing, Err(CallError::Refused { status: 404, message }) if message == "no job 99"),
             "{missing:?}"
+        );
+        // Candidate rules that do not compile are refused with their diagnostics.
+        let request = ReplayRequest {
+            since: chrono::Utc::now(),
+            sources: vec![(
+                PathBuf::from("bad.yaml"),
+                "rules:\n  - name: x\n    trigger: run.failed\n    stepz: []\n".to_owned(),
+            )],
+        };
+        let refused =
+            post_json::<serde_json::Value>(&path, "/replay", &request, Duration::from_secs(5))
+                .await;
+        assert!(
+            matches!(&refused, Err(CallError::Refused { status: 422, message }) if message.contains("bad.yaml") && message.contains("stepz")),
+            "{refused:?}"
         );
 
         assert!(

@@ -208,7 +208,12 @@ impl Daemon {
             .collect();
         let executor_handle = self.executor.as_ref().map(Executor::handle);
         let (admin, cancel) = (
-            crate::admin::router(self.store.clone(), orgs, executor_handle),
+            crate::admin::router(
+                self.store.clone(),
+                orgs,
+                executor_handle,
+                crate::rules::CompileEnv::from_settings(&self.settings),
+            ),
             shutdown.clone(),
         );
         loops.spawn(async move {

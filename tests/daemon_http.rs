@@ -836,3 +836,89 @@ async fn a_second_sigterm_exits_at_once_while_a_step_is_in_flight() {
         second.elapsed()
     );
 }
+
+/// `rules replay` while the daemon holds the store: the candidate rules' text goes to the daemon,
+/// which compiles it with its config and replays its store; the report is the one the store gives
+/// once the daemon has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_replay_asks_the_running_daemon_and_reports_as_the_store_does() {
+    let server = serve(seeded_sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &server.base_url, port);
+    let child = daemon(&config);
+    wait_ready(&config).await;
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github/pull_request.opened.json"
+    ))
+    .unwrap();
+    let signature = sign(WEBHOOK_CANARY.as_bytes(), &body);
+    let http = reqwest::Client::new();
+    for delivery in ["replay-1", "replay-2", "replay-3"] {
+        let answer = http
+            .post(format!("http://127.0.0.1:{port}/webhooks/github"))
+            .header("X-GitHub-Event", "pull_request")
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202);
+    }
+    // The candidate: `log-prs` only for PRs numbered above 100, and a new rule on every PR.
+    let candidate = dir.path().join("candidate");
+    std::fs::create_dir_all(&candidate).unwrap();
+    std::fs::write(
+        candidate.join("rules.yaml"),
+        "rules:\n  - name: log-prs\n    trigger: github.pull_request\n    when: payload.number > 100\n    steps:\n      - action: log\n        with: { message: \"PR {{ payload.number }}\" }\n  \
+         - name: label-prs\n    trigger: github.pull_request\n    steps:\n      - action: log\n        with: { message: \"label {{ payload.number }}\" }\n",
+    )
+    .unwrap();
+    let replay = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+        command
+            .args(["rules", "replay", "--since", "1h", "--rules"])
+            .arg(&candidate)
+            .arg("--config")
+            .arg(&config);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+
+    let live = replay().await.unwrap();
+    let stderr = String::from_utf8_lossy(&live.stderr);
+    assert!(live.status.success(), "{stderr}");
+    assert!(stderr.contains("asking it on"), "{stderr}");
+    let report = String::from_utf8_lossy(&live.stdout).into_owned();
+    for delivery in ["replay-1", "replay-2", "replay-3"] {
+        let of = |rule: &str, sign: char| {
+            report.lines().any(|line| {
+                line.starts_with(sign)
+                    && line.contains(&format!("github/{delivery}"))
+                    && line.contains(rule)
+            })
+        };
+        assert!(
+            of("label-prs", '+'),
+            "{delivery} newly fires label-prs: {report}"
+        );
+        assert!(
+            of("log-prs", '-'),
+            "{delivery} no longer fires log-prs: {report}"
+        );
+    }
+    assert!(
+        stderr.contains("3 would fire that did not, 3 fired that would not"),
+        "{stderr}"
+    );
+
+    terminate(child).await;
+    let stopped = replay().await.unwrap();
+    assert!(stopped.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&stopped.stdout),
+        report,
+        "the daemon and the store report alike"
+    );
+}

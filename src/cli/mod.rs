@@ -97,7 +97,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Simulate(args) => simulate::run(args).await,
         Command::Check(args) => check::run(args),
-        Command::Rules(args) => rules::run(args),
+        Command::Rules(args) => rules::run(args).await,
         Command::Explain(args) => explain::run(args).await,
         Command::Silence(args) => silence::run(args).await,
         Command::Jobs(args) => jobs::run(args).await,

@@ -8,8 +8,9 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::{config_source, open_store, Failure};
-use crate::engine::replay::{replay, Difference};
+use super::target::Target;
+use super::{config_source, Failure};
+use crate::engine::replay::Difference;
 use crate::rules::testing::run_tests;
 use crate::rules::{compile_paths, CompileEnv, Compiled};
 use crate::yaml::DurationStr;
@@ -31,7 +32,8 @@ pub enum RulesCmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Re-evaluate stored events with candidate rules; print what would fire differently.
+    /// Re-evaluate stored events with candidate rules; print what would fire differently
+    /// (through the running daemon, or the store when it is stopped).
     Replay {
         /// Config file [default: $SENTINEL_CONFIG, then ./sentinel.yaml].
         #[arg(long)]
@@ -50,7 +52,7 @@ pub enum RulesCmd {
     Schema,
 }
 
-pub fn run(args: RulesArgs) -> Result<(), Failure> {
+pub async fn run(args: RulesArgs) -> Result<(), Failure> {
     match args.what {
         RulesCmd::Test { paths, config } => test(paths, config),
         RulesCmd::Replay {
@@ -58,7 +60,7 @@ pub fn run(args: RulesArgs) -> Result<(), Failure> {
             since,
             rules,
             json,
-        } => run_replay(config, &since, rules, json),
+        } => run_replay(config, &since, rules, json).await,
         RulesCmd::Schema => {
             let schema = crate::rules::schema::rule_file_schema();
             let text = serde_json::to_string_pretty(&schema).context("encoding the schema")?;
@@ -119,7 +121,7 @@ fn test(paths: Vec<PathBuf>, config: Option<PathBuf>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_replay(
+async fn run_replay(
     config: Option<PathBuf>,
     since: &str,
     rules: Vec<PathBuf>,
@@ -137,10 +139,11 @@ fn run_replay(
     let Some(set) = compiled.set else {
         return Err(Failure::Usage("no rule set".into()));
     };
-    let store = open_store(&settings)?;
     let from =
         Utc::now() - chrono::Duration::from_std(since.get()).unwrap_or(chrono::Duration::MAX);
-    let replayed = replay(&store, &set, &settings.vars, from).context("replaying stored events")?;
+    let replayed = Target::open(&settings)?
+        .replay(&set, &paths, &settings.vars, from)
+        .await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for difference in &replayed.differences {

@@ -6,18 +6,26 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 
 use super::{open_store, Failure};
 use crate::admin::{self, CallError};
 use crate::config::Settings;
 use crate::engine::explain::{explain_run, ExplainedEvent};
+use crate::engine::replay::{replay, Replayed};
 use crate::executor::admin::{self as jobs, AdminError};
+use crate::rules::compile::read_sources;
+use crate::rules::RuleSet;
 use crate::store::{
     JobRecord, NewSilence, RunRecord, SilenceRecord, Store, StoreError, TransitionRecord,
 };
 
 /// How long the running daemon has to answer.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the running daemon has to replay history with candidate rules.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The store, or the daemon holding it.
 pub(super) enum Target {
@@ -184,6 +192,31 @@ impl Target {
                     Err(CallError::Refused { status: 404, .. }) => Ok(None),
                     other => self.answer(other).map(Some),
                 }
+            }
+        }
+    }
+
+    /// The stored events since `since` re-evaluated with the candidate rules `set`, compiled
+    /// from `paths` (the daemon compiles the same files' text with its own config).
+    pub(super) async fn replay(
+        &self,
+        set: &RuleSet,
+        paths: &[PathBuf],
+        vars: &Map<String, Value>,
+        since: DateTime<Utc>,
+    ) -> Result<Replayed, Failure> {
+        match self {
+            Target::Store(store) => {
+                Ok(replay(store, set, vars, since).context("replaying stored events")?)
+            }
+            Target::Daemon(socket) => {
+                let request = admin::ReplayRequest {
+                    since,
+                    sources: read_sources(paths),
+                };
+                // A replay of a long history takes a while: no shorter limit than the commands'.
+                let answer = admin::post_json(socket, "/replay", &request, REPLAY_TIMEOUT).await;
+                self.answer(answer)
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::rules::eval::{EventContext, MemoryState, Outcome};
@@ -13,7 +13,7 @@ use crate::rules::RuleSet;
 use crate::store::{Store, StoreError};
 
 /// One rule whose firing on one event differs between the journal and the candidate rules.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Difference {
     pub event_id: String,
     pub event_type: String,
@@ -33,7 +33,7 @@ impl Difference {
 }
 
 /// What a replay found.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Replayed {
     /// Events re-evaluated.
     pub events: usize,

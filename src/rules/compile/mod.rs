@@ -109,6 +109,20 @@ pub fn compile_paths(paths: &[PathBuf], env: &CompileEnv) -> Compiled {
     acc.finish(found.files)
 }
 
+/// The text of every rule file under `paths`, as [`compile_paths`] would read them; files that
+/// cannot be read are left out (compiling the paths says why).
+pub fn read_sources(paths: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    let limits = Limits::default();
+    files::find(paths)
+        .files
+        .into_iter()
+        .filter_map(|file| {
+            let text = crate::yaml::read_file(&file, &limits).ok()?;
+            Some((file, text))
+        })
+        .collect()
+}
+
 /// Compiles rule files given as text (tests, benches, `rules replay` of a candidate set).
 pub fn compile_sources(sources: &[(PathBuf, String)], env: &CompileEnv) -> Compiled {
     let limits = Limits::default();
