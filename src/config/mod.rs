@@ -44,7 +44,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the sled database lives (systemd `StateDirectory=codegen-sentinel`).
 pub const DEFAULT_STORE_PATH: &str = "/var/lib/codegen-sentinel";
 /// sled's page cache.
-pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
+pub const DEFAULT_CACHE_SIZE: u64 = crate::store::DEFAULT_CACHE_CAPACITY;
 /// Upper bound on how long a write may wait for a group flush.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How long runs, transitions, journal entries and dead letters are kept.
