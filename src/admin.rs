@@ -37,6 +37,10 @@ pub const SOCKET_NAME: &str = "admin.sock";
 /// Largest answer a command reads from the socket.
 const MAX_ANSWER: usize = 256 << 20;
 
+/// Largest request the socket reads: a `rules replay` carries every candidate rule file (each
+/// up to 1 MiB), more than axum's default 2 MB.
+const MAX_REQUEST: usize = 64 << 20;
+
 /// The admin socket of the store at `store_path`.
 pub fn socket_path(store_path: &Path) -> PathBuf {
     store_path.join(SOCKET_NAME)
@@ -81,6 +85,7 @@ pub fn router(
         .route("/silences", get(list_silences).post(add_silence))
         .route("/silences/{id}/expire", post(expire_silence))
         .route("/replay", post(replay_rules))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST))
         .with_state(Admin {
             store,
             orgs,
@@ -490,6 +495,20 @@ mod tests {
             matches!(&missing, Err(CallError::Refused { status: 404, message }) if message == "no job 99"),
             "{missing:?}"
         );
+        // A candidate rule set larger than axum's default request limit is read whole.
+        let file = format!("{}rules: []\n", "# padding\n".repeat(100_000));
+        let request = ReplayRequest {
+            since: chrono::Utc::now(),
+            sources: (0..3)
+                .map(|i| (PathBuf::from(format!("big-{i}.yaml")), file.clone()))
+                .collect(),
+        };
+        let replayed: crate::engine::replay::Replayed =
+            post_json(&path, "/replay", &request, Duration::from_secs(5))
+                .await
+                .unwrap();
+        assert_eq!(replayed.events, 0);
+
         // Candidate rules that do not compile are refused with their diagnostics.
         let request = ReplayRequest {
             since: chrono::Utc::now(),
