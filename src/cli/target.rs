@@ -214,7 +214,7 @@ impl Target {
                     since,
                     sources: read_sources(paths),
                 };
-                // A replay of a long history takes a while: no shorter limit than the commands'.
+                // Replaying a long history takes longer than the other commands take to answer.
                 let answer = admin::post_json(socket, "/replay", &request, REPLAY_TIMEOUT).await;
                 self.answer(answer)
             }

@@ -77,20 +77,17 @@ fn read(text: &str, keep: Keep) -> serde_json::Result<Value> {
     Ok(value)
 }
 
-/// The error for a payload nested deeper than [`MAX_PAYLOAD_DEPTH`]. The nesting is counted
-/// while reading: a separate pass over the text would cost as much as the reading itself.
-fn too_deep<E: de::Error>() -> E {
-    E::custom(format_args!(
-        "nested deeper than {MAX_PAYLOAD_DEPTH} objects and arrays"
-    ))
-}
-
-/// The depth inside an object or array entered at `depth`, if allowed.
+/// The depth inside an object or array entered at `depth`, or an error past
+/// [`MAX_PAYLOAD_DEPTH`]. The nesting is counted while reading: a separate pass over the text
+/// would cost as much as the reading itself.
 fn enter<E: de::Error>(depth: usize) -> Result<usize, E> {
-    match depth + 1 {
-        inside if inside > MAX_PAYLOAD_DEPTH => Err(too_deep()),
-        inside => Ok(inside),
+    let inside = depth + 1;
+    if inside > MAX_PAYLOAD_DEPTH {
+        return Err(E::custom(format_args!(
+            "nested deeper than {MAX_PAYLOAD_DEPTH} objects and arrays"
+        )));
     }
+    Ok(inside)
 }
 
 /// Builds what `keep` says of the value it reads, at nesting `depth`.
