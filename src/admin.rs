@@ -290,6 +290,23 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// The result of store reading `read`, run off the async workers, as JSON; a failure is a
+/// [`store_failure`] of `what`.
+async fn read_json<T, E>(
+    what: &str,
+    read: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match blocking(read).await {
+        Ok(Ok(value)) => Json(value).into_response(),
+        Ok(Err(error)) => store_failure(what, error),
+        Err(response) => response,
+    }
+}
+
 /// `?run=&org=` of the `/state` routes.
 #[derive(Debug, serde::Deserialize)]
 struct StateQuery {
@@ -299,11 +316,7 @@ struct StateQuery {
 
 async fn state_runs(State(admin): State<Admin>, Query(query): Query<StateQuery>) -> Response {
     let store = admin.store;
-    match blocking(move || runs(&store, query.org)).await {
-        Ok(Ok(list)) => Json(list).into_response(),
-        Ok(Err(error)) => store_failure("reading runs", error),
-        Err(response) => response,
-    }
+    read_json("reading runs", move || runs(&store, query.org)).await
 }
 
 async fn state_transitions(
@@ -311,11 +324,10 @@ async fn state_transitions(
     Query(query): Query<StateQuery>,
 ) -> Response {
     let store = admin.store;
-    match blocking(move || transitions(&store, query.run, query.org)).await {
-        Ok(Ok(list)) => Json(list).into_response(),
-        Ok(Err(error)) => store_failure("reading transitions", error),
-        Err(response) => response,
-    }
+    read_json("reading transitions", move || {
+        transitions(&store, query.run, query.org)
+    })
+    .await
 }
 
 /// `?dead=true` of `/jobs`: the dead letters instead of the open jobs.
@@ -327,11 +339,7 @@ struct JobsQuery {
 
 async fn list_jobs(State(admin): State<Admin>, Query(query): Query<JobsQuery>) -> Response {
     let store = admin.store;
-    match blocking(move || jobs::list(&store, query.dead)).await {
-        Ok(Ok(list)) => Json(list).into_response(),
-        Ok(Err(error)) => store_failure("listing jobs", error),
-        Err(response) => response,
-    }
+    read_json("listing jobs", move || jobs::list(&store, query.dead)).await
 }
 
 async fn show_job(State(admin): State<Admin>, UrlPath(id): UrlPath<u64>) -> Response {
@@ -380,11 +388,10 @@ async fn job_change(
 
 async fn list_silences(State(admin): State<Admin>) -> Response {
     let store = admin.store;
-    match blocking(move || store.silences().collect::<Result<Vec<_>, _>>()).await {
-        Ok(Ok(list)) => Json(list).into_response(),
-        Ok(Err(error)) => store_failure("listing silences", error),
-        Err(response) => response,
-    }
+    read_json("listing silences", move || {
+        store.silences().collect::<Result<Vec<_>, _>>()
+    })
+    .await
 }
 
 async fn add_silence(State(admin): State<Admin>, Json(silence): Json<NewSilence>) -> Response {
@@ -415,11 +422,10 @@ async fn replay_rules(State(admin): State<Admin>, Json(request): Json<ReplayRequ
         return refusal(StatusCode::UNPROCESSABLE_ENTITY, "no rule set");
     };
     let (store, vars) = (admin.store, admin.rules_env.vars.unwrap_or_default());
-    match blocking(move || replay(&store, &set, &vars, request.since)).await {
-        Ok(Ok(replayed)) => Json(replayed).into_response(),
-        Ok(Err(error)) => store_failure("replaying stored events", error),
-        Err(response) => response,
-    }
+    read_json("replaying stored events", move || {
+        replay(&store, &set, &vars, request.since)
+    })
+    .await
 }
 
 /// `?org=` of `/explain/{run_id}`: one organization instead of every configured one.
@@ -436,18 +442,10 @@ async fn explain(
 ) -> Response {
     let orgs = query.org.map_or(admin.orgs, |org| vec![org]);
     let store = admin.store;
-    match tokio::task::spawn_blocking(move || explain_run(&store, &orgs, run_id)).await {
-        Ok(Ok(events)) => Json(events).into_response(),
-        Ok(Err(error)) => {
-            tracing::error!(%error, run_id, "explain could not read the store");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "could not read the store"})),
-            )
-                .into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    read_json("explaining a run", move || {
+        explain_run(&store, &orgs, run_id)
+    })
+    .await
 }
 
 #[cfg(test)]

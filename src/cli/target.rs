@@ -129,28 +129,29 @@ impl Target {
 
     /// Sends a dead letter back to the queue.
     pub(super) async fn retry(&self, id: u64) -> Result<JobRecord, Failure> {
-        match self {
-            Target::Store(store) => {
-                let job = jobs::retry(store, id).map_err(job_failure)?;
-                flush(store).await?;
-                Ok(job)
-            }
-            Target::Daemon(socket) => {
-                let uri = format!("/jobs/{id}/retry");
-                self.answer(admin::post_json(socket, &uri, &(), DAEMON_TIMEOUT).await)
-            }
-        }
+        self.change_job(id, "retry", jobs::retry).await
     }
 
     pub(super) async fn drop_job(&self, id: u64) -> Result<JobRecord, Failure> {
+        self.change_job(id, "drop", jobs::drop_job).await
+    }
+
+    /// Job `id` changed by `change` on the store (made durable), or by the daemon's
+    /// `/jobs/{id}/{verb}`.
+    async fn change_job(
+        &self,
+        id: u64,
+        verb: &str,
+        change: fn(&Store, u64) -> Result<JobRecord, AdminError>,
+    ) -> Result<JobRecord, Failure> {
         match self {
             Target::Store(store) => {
-                let job = jobs::drop_job(store, id).map_err(job_failure)?;
+                let job = change(store, id).map_err(job_failure)?;
                 flush(store).await?;
                 Ok(job)
             }
             Target::Daemon(socket) => {
-                let uri = format!("/jobs/{id}/drop");
+                let uri = format!("/jobs/{id}/{verb}");
                 self.answer(admin::post_json(socket, &uri, &(), DAEMON_TIMEOUT).await)
             }
         }
