@@ -95,15 +95,29 @@ async fn wait_ready(config: &Path) {
 }
 
 async fn healthcheck(config: &Path) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
-    cmd.args(["healthcheck", "--config"]).arg(config);
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
+    run_cli(config, &["healthcheck"]).await.unwrap()
 }
 
 /// Deliveries the daemon answered 202, by id.
 type Acknowledged = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// The deliveries answered 202, checked to be `n` at least (else the load was not applied).
+fn at_least(acknowledged: &Acknowledged, n: usize) -> std::collections::BTreeSet<String> {
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= n,
+        "load was applied: {} deliveries acknowledged, {n} expected at least",
+        acknowledged.len()
+    );
+    acknowledged
+}
+
+/// `codegen-sentinel ARGS --config CONFIG`, run off the async workers.
+fn run_cli(config: &Path, args: &[&str]) -> tokio::task::JoinHandle<std::process::Output> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
+    command.args(args).arg("--config").arg(config);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+}
 
 /// `senders` tasks posting signed `pull_request` deliveries (ids `PREFIX-SENDER-N`) to the daemon
 /// at `base` as fast as it answers, until it stops listening; the ones answered 202 go into
@@ -168,14 +182,7 @@ async fn a_running_daemon_is_healthy_serves_webhooks_and_never_shows_a_secret() 
     let http = reqwest::Client::new();
 
     // Ready once the first reconcile is done; `healthcheck` says so.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if healthcheck(&config).await.status.success() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&config).await;
 
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -322,11 +329,7 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
     let config = write_config(dir.path(), &server.base_url, port);
     let child = daemon(&config);
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !healthcheck(&config).await.status.success() {
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&config).await;
 
     let acknowledged = Acknowledged::default();
     let senders = spawn_senders(&base, "load", 6, &acknowledged);
@@ -346,12 +349,8 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
         sender.await.unwrap();
     }
 
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(
-        acknowledged.len() >= 6,
-        "load was applied (one delivery per sender at least): {}",
-        acknowledged.len()
-    );
+    // One delivery per sender at least.
+    let acknowledged = at_least(&acknowledged, 6);
     let store = open_store(dir.path());
     let stored: BTreeSet<String> = store.deliveries().map(|d| d.unwrap().id).collect();
     let lost: Vec<_> = acknowledged.difference(&stored).collect();
@@ -366,11 +365,7 @@ async fn sigterm_under_webhook_load_exits_0_in_time_and_loses_no_acknowledged_de
 
     // After a restart the jobs left by the stop run to the end.
     let child = daemon(&config);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !healthcheck(&config).await.status.success() {
-        assert!(tokio::time::Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&config).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let out = terminate(child).await;
     assert_eq!(out.status.code(), Some(0));
@@ -414,12 +409,7 @@ async fn kill_9_under_webhook_load_loses_no_acknowledged_delivery_nor_its_decisi
         }
     }
 
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(
-        acknowledged.len() >= 40,
-        "load was applied: {}",
-        acknowledged.len()
-    );
+    let acknowledged = at_least(&acknowledged, 40);
     let store = open_store(dir.path());
     for delivery in &acknowledged {
         assert_stored_with_decision(&store, delivery);
@@ -524,12 +514,8 @@ async fn a_loop_that_dies_of_a_full_disk_ends_the_daemon_non_zero_and_loses_noth
         sender.await.unwrap();
     }
 
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(
-        acknowledged.len() >= 10,
-        "load was applied before the disk filled: {}",
-        acknowledged.len()
-    );
+    // Load was applied before the disk filled.
+    let acknowledged = at_least(&acknowledged, 10);
     let store = open_store(dir.path());
     for delivery in &acknowledged {
         assert_stored_with_decision(&store, delivery);
@@ -554,13 +540,7 @@ async fn explain_asks_the_running_daemon_when_it_holds_the_store() {
     // A run that appears and fails after the daemon's first reconcile: recorded as events.
     let run = sim.create_run(ORG, codegen_sentinel::sim::RunPlan::ends("FAILED"));
     sim.set_status(ORG, run, Some("FAILED"));
-    let explain = |run: i64| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
-        command
-            .args(["explain", &run.to_string(), "--config"])
-            .arg(&config);
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-    };
+    let explain = |run: i64| run_cli(&config, &["explain", &run.to_string()]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let out = loop {
         let out = explain(run).await.unwrap();
@@ -584,20 +564,12 @@ async fn explain_asks_the_running_daemon_when_it_holds_the_store() {
     );
 
     // `state` goes through the daemon as well.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
-    command
-        .args([
-            "state",
-            "transitions",
-            "--json",
-            "--run",
-            &run.to_string(),
-            "--config",
-        ])
-        .arg(&config);
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+    let out = run_cli(
+        &config,
+        &["state", "transitions", "--json", "--run", &run.to_string()],
+    )
+    .await
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -641,11 +613,9 @@ async fn jobs_and_silences_are_managed_through_the_running_daemon() {
     // Everything the commands print, to look for secrets at the end.
     let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let cli = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
-        command.args(args).arg("--config").arg(&config);
-        let printed = printed.clone();
-        tokio::task::spawn_blocking(move || {
-            let out = command.output().unwrap();
+        let (running, printed) = (run_cli(&config, args), printed.clone());
+        tokio::spawn(async move {
+            let out = running.await.unwrap();
             let mut all = printed.lock().unwrap();
             all.push_str(&String::from_utf8_lossy(&out.stdout));
             all.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -876,14 +846,19 @@ async fn rules_replay_asks_the_running_daemon_and_reports_as_the_store_does() {
          - name: label-prs\n    trigger: github.pull_request\n    steps:\n      - action: log\n        with: { message: \"label {{ payload.number }}\" }\n",
     )
     .unwrap();
+    let candidate_path = candidate.to_string_lossy().into_owned();
     let replay = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_codegen-sentinel"));
-        command
-            .args(["rules", "replay", "--since", "1h", "--rules"])
-            .arg(&candidate)
-            .arg("--config")
-            .arg(&config);
-        tokio::task::spawn_blocking(move || command.output().unwrap())
+        run_cli(
+            &config,
+            &[
+                "rules",
+                "replay",
+                "--since",
+                "1h",
+                "--rules",
+                &candidate_path,
+            ],
+        )
     };
 
     let live = replay().await.unwrap();
