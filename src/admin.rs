@@ -415,8 +415,7 @@ async fn expire_silence(State(admin): State<Admin>, UrlPath(id): UrlPath<u64>) -
 async fn replay_rules(State(admin): State<Admin>, Json(request): Json<ReplayRequest>) -> Response {
     let compiled = compile_sources(&request.sources, &admin.rules_env);
     if compiled.has_errors() {
-        let lines: Vec<String> = compiled.errors().map(ToString::to_string).collect();
-        return refusal(StatusCode::UNPROCESSABLE_ENTITY, lines.join("\n"));
+        return refusal(StatusCode::UNPROCESSABLE_ENTITY, compiled.errors_text());
     }
     let Some(set) = compiled.set else {
         return refusal(StatusCode::UNPROCESSABLE_ENTITY, "no rule set");

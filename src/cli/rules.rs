@@ -77,8 +77,7 @@ fn compile_or_fail(paths: &[PathBuf], env: &CompileEnv) -> Result<Compiled, Fail
         eprintln!("warning: {warning}");
     }
     if compiled.has_errors() {
-        let lines: Vec<String> = compiled.errors().map(ToString::to_string).collect();
-        return Err(Failure::Usage(lines.join("\n")));
+        return Err(Failure::Usage(compiled.errors_text()));
     }
     Ok(compiled)
 }

@@ -242,12 +242,13 @@ fn parse_payload(body: Vec<u8>, form: bool, full: bool) -> Result<(String, Parse
         skeleton::skeleton(&text).map(Parsed::Skeleton)
     };
     // Which of the two refusals it was is worked out only for a refused payload.
-    let parsed = read.map_err(
-        |_| match nesting_depth(text.as_bytes()) > MAX_PAYLOAD_DEPTH {
-            true => "payload nested too deeply",
-            false => MALFORMED,
-        },
-    )?;
+    let parsed = read.map_err(|_| {
+        if nesting_depth(text.as_bytes()) > MAX_PAYLOAD_DEPTH {
+            "payload nested too deeply"
+        } else {
+            MALFORMED
+        }
+    })?;
     let (Parsed::Full(value) | Parsed::Skeleton(value)) = &parsed;
     if !value.is_object() {
         return Err("payload is not a JSON object");

@@ -80,6 +80,12 @@ impl Compiled {
         self.errors().next().is_some()
     }
 
+    /// Every error, one per line (for a command's refusal).
+    pub fn errors_text(&self) -> String {
+        let lines: Vec<String> = self.errors().map(ToString::to_string).collect();
+        lines.join("\n")
+    }
+
     /// The set, or every error.
     pub fn into_result(self) -> Result<RuleSet, Vec<Diagnostic>> {
         match self.set {
