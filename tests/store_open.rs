@@ -173,8 +173,8 @@ fn store_written_by_a_newer_schema_is_refused() {
 
 #[test]
 fn older_stores_are_marked_current_so_that_older_builds_refuse_them() {
-    assert_eq!(SCHEMA_VERSION, 3);
-    for older in ["1", "2"] {
+    assert_eq!(SCHEMA_VERSION, 4);
+    for older in ["1", "2", "3"] {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(opts(&dir)).unwrap();
@@ -185,7 +185,7 @@ fn older_stores_are_marked_current_so_that_older_builds_refuse_them() {
         let store = Store::open(opts(&dir)).unwrap();
         assert_eq!(
             store.meta("schema_version").unwrap().as_deref(),
-            Some("3"),
+            Some("4"),
             "a version-{older} store"
         );
     }

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use error::StoreError;
+pub use raw_event::Payload;
 pub use read::{JobUpdate, Records};
 pub use records::{
     is_terminal_status, DeliveryRecord, EventRecord, EventSource, FiringRecord, JobRecord,
@@ -50,10 +51,12 @@ use trees::Trees;
 /// 2: records of 2 KiB or more are zstd-compressed, and deliveries no longer carry their body
 /// (the payload is in the event).
 /// 3: records of 2 KiB or more are lz4-compressed instead.
+/// 4: an event whose webhook payload is 2 KiB or more is stored as its record's plain text
+/// around the lz4-compressed payload (`compress::pack_around`).
 ///
 /// An older store is read as it is (records of every earlier version still decode) and marked
 /// current on open, so that an older build refuses it instead of finding records it cannot read.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA_KEY: &str = "schema_version";
 

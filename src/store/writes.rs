@@ -5,10 +5,9 @@ use serde_json::Value;
 use sled::transaction::TransactionalTree;
 
 use super::codec::{self, Record};
-use super::compress;
 use super::error::StoreError;
 use super::keys;
-use super::raw_event::{self, RawEvent};
+use super::raw_event::{self, Payload, RawEvent};
 use super::records::*;
 use super::trees::TreeName;
 use super::tx::TxAbort;
@@ -198,14 +197,15 @@ impl Tx<'_> {
         Ok(Some(seq))
     }
 
-    /// [`Tx::insert_event`] for an event whose `data.payload` is the JSON text `payload_json`,
-    /// stored verbatim (any `payload` entry of `event.data` is left out): a webhook body written
-    /// once, without re-serializing it. The caller has checked that `payload_json` is JSON (as
-    /// strictly as a parse into a `Value`: reads parse it so). `event.data` must be an object.
+    /// [`Tx::insert_event`] for an event whose `data.payload` is `payload`'s JSON text, stored
+    /// verbatim (any `payload` entry of `event.data` is left out): a webhook body written once,
+    /// without re-serializing it, and compressed before the transaction. The caller has checked
+    /// that the text is JSON (as strictly as a parse into a `Value`: reads parse it so).
+    /// `event.data` must be an object.
     pub fn insert_event_with_payload(
         &self,
         event: &NewEvent,
-        payload_json: &str,
+        payload: &Payload,
     ) -> Result<Option<u64>, TxAbort> {
         let empty = serde_json::Map::new();
         let data = match &event.data {
@@ -231,7 +231,7 @@ impl Tx<'_> {
             org_id: event.org_id,
             run_id: event.run_id,
             data,
-            payload_json,
+            payload,
         })
         .map_err(|error| {
             TxAbort::store(StoreError::Encode {
@@ -240,7 +240,7 @@ impl Tx<'_> {
             })
         })?;
         self.tree(TreeName::Events)
-            .insert(&keys::id(seq)[..], compress::pack(bytes))?;
+            .insert(&keys::id(seq)[..], bytes)?;
         Ok(Some(seq))
     }
 

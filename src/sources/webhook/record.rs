@@ -14,7 +14,9 @@ use super::subject::{pr_subject, PrSubject};
 use crate::api::PullRequest;
 use crate::events::{pr_context, EventKind, EventSink};
 use crate::store::pr_index::{branch_key, parse_pr_url, pr_key};
-use crate::store::{DeliveryRecord, EventRecord, EventSource, NewEvent, RunRecord, Tx, TxAbort};
+use crate::store::{
+    DeliveryRecord, EventRecord, EventSource, NewEvent, Payload, RunRecord, Tx, TxAbort,
+};
 
 /// A delivery whose signature and headers were checked and whose payload was read.
 #[derive(Debug)]
@@ -25,8 +27,9 @@ pub struct Delivery {
     pub event: String,
     pub received_at: DateTime<Utc>,
     /// The payload's JSON text as received (the body, or a form body's `payload` field), checked
-    /// as strictly as a parse into a `Value`.
-    raw: String,
+    /// as strictly as a parse into a `Value`; compressed when large, before it reaches the one
+    /// delivery writer.
+    raw: Payload,
     /// The payload parsed, when the sink wants it: lent to the event for the sink.
     payload: RefCell<Option<Value>>,
     /// The payload's `action`.
@@ -68,7 +71,7 @@ impl Delivery {
             id,
             event,
             received_at,
-            raw,
+            raw: Payload::new(raw),
             payload: RefCell::new(payload),
             action,
             subject,
@@ -128,7 +131,7 @@ pub fn record_delivery(
     // Only a skeleton was read because no rule listened; one listens now (a reload in between).
     if delivery.payload.borrow().is_none() && sink.wants(&kind) {
         // The skeleton was checked as strictly as this parse: it does not fail.
-        let full = serde_json::from_str(&delivery.raw).map_err(TxAbort::abort)?;
+        let full = serde_json::from_str(delivery.raw.json()).map_err(TxAbort::abort)?;
         delivery.payload.replace(Some(full));
     }
     let event = NewEvent {
