@@ -119,6 +119,18 @@ struct FlushGroup {
     gate: tokio::sync::Mutex<()>,
 }
 
+impl FlushGroup {
+    /// The number of a flush request whose writes happened before this call.
+    fn take_ticket(&self) -> u64 {
+        self.requested.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Whether a flush that started after request `ticket` has completed.
+    fn covers(&self, ticket: u64) -> bool {
+        self.completed.load(Ordering::SeqCst) >= ticket
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -198,14 +210,30 @@ impl Store {
     pub async fn flush(&self) -> Result<usize, StoreError> {
         tx::ensure_outside_tx("flush")?;
         let group = &self.inner.flushes;
-        let ticket = group.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let ticket = group.take_ticket();
         let _turn = group.gate.lock().await;
-        if group.completed.load(Ordering::SeqCst) >= ticket {
+        if group.covers(ticket) {
             return Ok(0);
         }
-        // Every request numbered so far wrote before this flush starts: it covers them all.
         let covered = group.requested.load(Ordering::SeqCst);
         let written = self.flush_now().await?;
+        group.completed.fetch_max(covered, Ordering::SeqCst);
+        Ok(written)
+    }
+
+    /// [`Store::flush`] from a thread that may block (not a runtime worker): the fsync runs
+    /// right here, in its turn with the other flushes.
+    pub fn flush_blocking(&self) -> Result<usize, StoreError> {
+        tx::ensure_outside_tx("flush")?;
+        let group = &self.inner.flushes;
+        let ticket = group.take_ticket();
+        let _turn = group.gate.blocking_lock();
+        if group.covers(ticket) {
+            return Ok(0);
+        }
+        let covered = group.requested.load(Ordering::SeqCst);
+        let written = self.inner.db.flush();
+        let written = written.map_err(StoreError::storage("flush"))?;
         group.completed.fetch_max(covered, Ordering::SeqCst);
         Ok(written)
     }
