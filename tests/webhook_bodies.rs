@@ -1,6 +1,6 @@
 //! What a delivery's body and headers may be: the size limit (413 without reading it all),
 //! bodies that are not JSON objects (400 after a good signature), missing headers, `ping`, a
-//! form-encoded payload, and a body that never ends.
+//! form-encoded payload, a body in many chunks, and a body that never ends.
 
 mod webhook_support;
 
@@ -74,6 +74,43 @@ async fn a_body_of_exactly_the_limit_is_accepted() {
     let rig = Rig::with_max_body(&[SECRET], body.len() as u64 - 1);
     let (status, _) = rig.send(signed("issue_comment", "d-1", body, SECRET)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// `body` signed under `secret`, sent in uneven chunks.
+fn in_chunks(delivery: &str, body: &[u8], secret: &str) -> Request<Body> {
+    let mut parts = Vec::new();
+    let mut rest = body;
+    for size in [1, 100, 4096, 7, 16 << 10].into_iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (part, more) = rest.split_at(size.min(rest.len()));
+        parts.push(Ok::<_, std::io::Error>(Bytes::copy_from_slice(part)));
+        rest = more;
+    }
+    Request::post("/webhooks/github")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sign(secret.as_bytes(), body))
+        .body(Body::from_stream(futures::stream::iter(parts)))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_body_in_many_chunks_is_verified_and_stored_whole() {
+    let body = fixture("pull_request.opened.json");
+    let rig = Rig::new(&[SECRET]);
+    let (status, _) = rig.send(in_chunks("d-1", &body, SECRET)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = rig.send(in_chunks("d-2", &body, "not-the-secret")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let events = rig.events();
+    assert_eq!(events.len(), 1);
+    let stored = &events[0].data["payload"];
+    assert_eq!(
+        stored,
+        &serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    );
 }
 
 #[tokio::test]

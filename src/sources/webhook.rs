@@ -170,7 +170,7 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
         Err(BodyError::Timeout) => return Outcome::Timeout,
         Err(BodyError::Read(_)) => return Outcome::Malformed("body could not be read"),
     };
-    if let Err(rejection) = hooks.verifier.verify(&held.bytes, &digest) {
+    if let Err(rejection) = hooks.verifier.verify(held.chunks(), &digest) {
         return Outcome::Unauthorized(rejection);
     }
     let Some(event) = header_str(headers, "x-github-event").filter(|e| valid_event(e)) else {
@@ -201,7 +201,7 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
     let full = hooks
         .sink
         .wants(&EventKind::Github(event.to_owned()).as_str());
-    let (raw, parsed) = match parse_payload(std::mem::take(&mut held.bytes), form, full) {
+    let (raw, parsed) = match parse_payload(held.take_bytes(), form, full) {
         Ok(read) => read,
         Err(why) => return Outcome::Malformed(why),
     };

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -20,9 +20,6 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Memory is accounted in KiB units of the budget semaphore.
 const UNIT: u64 = 1024;
 
-/// The first allocation for a body, whatever its `Content-Length` claims.
-const INITIAL_CAPACITY: u64 = 256 << 10;
-
 /// Why a body was not read.
 #[derive(Debug)]
 pub enum BodyError {
@@ -34,11 +31,32 @@ pub enum BodyError {
     Read(axum::Error),
 }
 
-/// A body read in full, holding its share of the memory budget until dropped (also after its
-/// bytes were taken, which then live on as the delivery's payload text without a copy).
+/// A body read in full, as the chunks it arrived in, holding its share of the memory budget
+/// until dropped (also after its bytes were taken, which then live on as the delivery's payload
+/// text without a copy).
+///
+/// The chunks are joined only once the signature holds: a refused body is never copied (nor
+/// allocated whole, which for a 28 KB body also made the allocator sort its free lists).
 pub struct HeldBody {
-    pub bytes: Vec<u8>,
+    chunks: Vec<Bytes>,
+    len: usize,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl HeldBody {
+    /// The body as received, in parts.
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.chunks
+    }
+
+    /// The body's bytes in one piece; the budget stays held by `self`.
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.len);
+        for chunk in self.chunks.drain(..) {
+            bytes.extend_from_slice(&chunk);
+        }
+        bytes
+    }
 }
 
 /// Reads bodies up to `max_body` bytes within a shared memory budget.
@@ -77,20 +95,20 @@ impl BodyReader {
         content_length: Option<u64>,
     ) -> Result<HeldBody, BodyError> {
         self.check_declared(content_length)?;
-        tokio::time::timeout(BODY_TIMEOUT, self.read_capped(body, content_length))
+        tokio::time::timeout(BODY_TIMEOUT, self.read_capped(body))
             .await
             .map_err(|_| BodyError::Timeout)?
     }
 
-    async fn read_capped(&self, body: Body, hint: Option<u64>) -> Result<HeldBody, BodyError> {
-        let capacity = hint.unwrap_or(0).min(INITIAL_CAPACITY);
-        let mut buf = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    async fn read_capped(&self, body: Body) -> Result<HeldBody, BodyError> {
+        let mut chunks = Vec::with_capacity(2);
+        let mut len = 0u64;
         let mut permit: Option<OwnedSemaphorePermit> = None;
         let mut held_units = 0u64;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(BodyError::Read)?;
-            let total = buf.len() as u64 + chunk.len() as u64;
+            let total = len + chunk.len() as u64;
             if total > self.max_body {
                 return Err(BodyError::TooLarge);
             }
@@ -107,10 +125,13 @@ impl BodyReader {
                     }
                 }
             }
-            buf.extend_from_slice(&chunk);
+            len = total;
+            chunks.push(chunk);
         }
         Ok(HeldBody {
-            bytes: buf,
+            chunks,
+            // At most `max_body`, which the caller's memory holds.
+            len: usize::try_from(len).unwrap_or(usize::MAX),
             _permit: permit,
         })
     }
