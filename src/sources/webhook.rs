@@ -4,10 +4,11 @@
 //! length over `max_body` → 413 (nothing read); no secret or no usable `X-Hub-Signature-256`
 //! → 401 (nothing read); the body, read up to `max_body` → 413 past it; the HMAC-SHA256 of the
 //! raw bytes under each configured secret → 401; `X-GitHub-Event` / `X-GitHub-Delivery` → 400
-//! when missing or odd; `ping` → 200; a delivery id already stored → 200, nothing processed;
-//! a body that is not a JSON object → 400. Otherwise the delivery and its `github.<event>` event
-//! are recorded by the one delivery writer ([`Intake`]), in a transaction shared with the
-//! deliveries queued alongside (the event sink reacting inside it), flushed, and answered 202.
+//! when missing or odd; `ping` → 200; a body that is not a JSON object → 400. Otherwise the
+//! delivery goes to the one delivery writer ([`Intake`]): a delivery id already stored → 200,
+//! nothing processed, once the first copy is durable; else the delivery and its
+//! `github.<event>` event are recorded in a transaction shared with the deliveries queued
+//! alongside (the event sink reacting inside it), flushed, and answered 202.
 
 mod body;
 mod intake;
@@ -186,18 +187,9 @@ async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::B
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-    // A cheap look first: a redelivery is not parsed at all. It still waits for a flush below:
-    // the first copy may be committed but not yet on disk.
-    match hooks.store.delivery(id) {
-        Ok(Some(_)) => {
-            return match hooks.store.flush().await {
-                Ok(_) => Outcome::Duplicate,
-                Err(e) => Outcome::Failed(Arc::new(e)),
-            }
-        }
-        Ok(None) => {}
-        Err(e) => return Outcome::Failed(Arc::new(e)),
-    }
+    // A redelivery is found by the writer, inside its transaction, and answered once the copy
+    // that was first is durable. Not looked up here: a store read waits while the writer's
+    // transaction holds sled's global lock, and here it would stall a runtime worker.
     let full = hooks
         .sink
         .wants(&EventKind::Github(event.to_owned()).as_str());
