@@ -129,16 +129,10 @@ async fn handle_github(State(hooks): State<Arc<Webhooks>>, request: Request) -> 
         .map(|c| c.0);
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let delivery = header_str(headers, "x-github-delivery").map(str::to_owned);
-    let event = header_str(headers, "x-github-event").map(str::to_owned);
     let outcome = receive(&hooks, headers, body).await;
-    log_outcome(
-        &hooks,
-        &outcome,
-        delivery.as_deref(),
-        event.as_deref(),
-        remote,
-    );
+    let delivery = header_str(headers, "x-github-delivery");
+    let event = header_str(headers, "x-github-event");
+    log_outcome(&hooks, &outcome, delivery, event, remote);
     metrics::counter!(names::WEBHOOK_DELIVERIES, "outcome" => outcome.label()).increment(1);
     metrics::histogram!(names::WEBHOOK_SECONDS).record(started.elapsed().as_secs_f64());
     if let Outcome::Accepted(event) = &outcome {
@@ -149,7 +143,7 @@ async fn handle_github(State(hooks): State<Arc<Webhooks>>, request: Request) -> 
             let _ = feed.send(Arc::new(event.clone()));
         }
     }
-    outcome.into_response(delivery.as_deref())
+    outcome.into_response(delivery)
 }
 
 async fn receive(hooks: &Arc<Webhooks>, headers: &HeaderMap, body: axum::body::Body) -> Outcome {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 use super::{valid_delivery, valid_event, Rejection, Webhooks};
 use crate::store::{EventRecord, StoreError};
@@ -56,14 +56,27 @@ impl Outcome {
             ),
             Outcome::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         };
-        let body = match (&self, delivery) {
-            (Outcome::Accepted(_) | Outcome::Duplicate, Some(id)) => {
-                json!({"status": text, "delivery": id})
-            }
-            _ => json!({"status": text}),
+        let delivery = match &self {
+            Outcome::Accepted(_) | Outcome::Duplicate => delivery,
+            _ => None,
         };
-        (status, Json(body)).into_response()
+        (
+            status,
+            Json(Answer {
+                status: text,
+                delivery,
+            }),
+        )
+            .into_response()
     }
+}
+
+/// The JSON body of an answer.
+#[derive(Serialize)]
+struct Answer<'a> {
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<&'a str>,
 }
 
 pub(super) fn log_outcome(
@@ -76,7 +89,8 @@ pub(super) fn log_outcome(
     // Header values are the sender's: shown only once they passed the same checks as stored ids.
     let delivery = delivery.filter(|d| valid_delivery(d));
     let event = event.filter(|e| valid_event(e));
-    let remote = remote.map(|r| r.ip().to_string());
+    // Formatted only for a line that is written.
+    let remote = || remote.map(|r| r.ip().to_string());
     match outcome {
         Outcome::Accepted(e) => {
             tracing::debug!(
@@ -88,7 +102,7 @@ pub(super) fn log_outcome(
             );
         }
         Outcome::Duplicate => tracing::info!(delivery, event, "Webhook delivery already processed"),
-        Outcome::Ping => tracing::info!(delivery, remote, "Webhook ping answered"),
+        Outcome::Ping => tracing::info!(delivery, remote = remote(), "Webhook ping answered"),
         Outcome::Failed(error) => {
             tracing::error!(delivery, event, %error, "Webhook delivery not stored");
         }
@@ -106,7 +120,7 @@ pub(super) fn log_outcome(
                 tracing::warn!(
                     delivery,
                     event,
-                    remote,
+                    remote = remote(),
                     reason,
                     suppressed,
                     "Webhook delivery rejected"
