@@ -53,11 +53,10 @@ pub const MAX_DELIVERY_ID: usize = 128;
 /// Longest accepted `X-GitHub-Event`.
 pub const MAX_EVENT_NAME: usize = 64;
 
-/// The webhook receiver: verifier, body limits, store and the sink events go to.
+/// The webhook receiver: verifier, body limits, the delivery writer and the sink events go to.
 pub struct Webhooks {
     verifier: Verifier,
     reader: BodyReader,
-    store: Store,
     sink: Arc<dyn EventSink>,
     intake: Intake,
     clock: Arc<dyn Clock>,
@@ -70,7 +69,7 @@ impl std::fmt::Debug for Webhooks {
         f.debug_struct("Webhooks")
             .field("verifier", &self.verifier)
             .field("max_body", &self.reader.max_body())
-            .field("store", &self.store)
+            .field("intake", &self.intake)
             .finish_non_exhaustive()
     }
 }
@@ -87,9 +86,8 @@ impl Webhooks {
         Webhooks {
             verifier: Verifier::new(secrets),
             reader: BodyReader::new(max_body),
-            intake: Intake::new(store.clone(), sink.clone()),
+            intake: Intake::new(store, sink.clone()),
             sink,
-            store,
             clock: Arc::new(SystemClock),
             rejections: RejectLog::default(),
             feed: None,
