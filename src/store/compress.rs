@@ -216,6 +216,30 @@ mod tests {
     }
 
     #[test]
+    fn stored_forms_written_by_hand_still_read() {
+        // What earlier builds wrote must keep reading: both lz4 forms spelled out byte by byte,
+        // each block one literal run (token 0x50: five literal bytes, no match).
+        let block = [&[0x50][..], b"[1,2]"].concat();
+        let whole = [&LZ4_TAG[..], &5u32.to_le_bytes(), &block].concat();
+        assert_eq!(unpack(&whole).unwrap(), &b"[1,2]"[..]);
+        let (head, tail) = (&br#"{"v":"1","data":{"payload":"#[..], &b"}}"[..]);
+        let split = [
+            &SPLIT_TAG[..],
+            &(head.len() as u32).to_le_bytes(),
+            head,
+            &(tail.len() as u32).to_le_bytes(),
+            tail,
+            &5u32.to_le_bytes(),
+            &block,
+        ]
+        .concat();
+        assert_eq!(
+            unpack(&split).unwrap(),
+            &br#"{"v":"1","data":{"payload":[1,2]}}"#[..]
+        );
+    }
+
+    #[test]
     fn zstd_records_of_schema_2_still_read() {
         let text = serde_json::to_vec(&vec!["a payload of some length"; 500]).unwrap();
         let frame = zstd::bulk::compress(&text, 1).unwrap();
