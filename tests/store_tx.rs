@@ -451,8 +451,8 @@ fn stale_run_record_is_refused_instead_of_reusing_a_seq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_flushes_share_fsyncs_and_all_return() {
     // sled 0.34 deadlocks with about seven flushes of its own in flight; the store keeps one.
-    // Half the flushes block a thread (as the webhook writer's do), half are awaited: they take
-    // turns at the same gate.
+    // Half the flushes block a thread (as the webhook writer's do), half are awaited: all of
+    // them return, and what each covered is there after a reopen.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreOptions::new(dir.path())).unwrap();
     let mut tasks = Vec::new();

@@ -56,7 +56,7 @@ pub(crate) fn pack(json: Vec<u8>) -> Vec<u8> {
 }
 
 /// A text compressed ahead of the record it goes in the middle of ([`pack_around`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Packed {
     len: u32,
     block: Vec<u8>,

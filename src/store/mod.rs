@@ -215,6 +215,7 @@ impl Store {
         if group.covers(ticket) {
             return Ok(0);
         }
+        // Every request numbered so far wrote before this flush starts: it covers them all.
         let covered = group.requested.load(Ordering::SeqCst);
         let written = self.flush_now().await?;
         group.completed.fetch_max(covered, Ordering::SeqCst);

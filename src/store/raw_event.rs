@@ -16,7 +16,7 @@ use super::compress::{self, Packed};
 use super::records::EventSource;
 
 /// A payload's JSON text, and its compressed form when it is large.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Payload {
     json: String,
     packed: Option<Packed>,
@@ -32,14 +32,6 @@ impl Payload {
 
     pub fn json(&self) -> &str {
         &self.json
-    }
-
-    pub fn len(&self) -> usize {
-        self.json.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.json.is_empty()
     }
 }
 
@@ -97,7 +89,7 @@ pub(crate) fn encode(event: RawEvent<'_>) -> serde_json::Result<Vec<u8>> {
     let inline = if payload.packed.is_some() {
         0
     } else {
-        payload.len()
+        payload.json.len()
     };
     let mut out = Vec::with_capacity(inline + 512);
     let tagged = Tagged::V1 {

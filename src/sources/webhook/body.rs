@@ -32,14 +32,13 @@ pub enum BodyError {
 }
 
 /// A body read in full, as the chunks it arrived in, holding its share of the memory budget
-/// until dropped (also after its bytes were taken, which then live on as the delivery's payload
-/// text without a copy).
+/// until dropped (also after its bytes were taken: they live on as the delivery's payload
+/// text).
 ///
 /// The chunks are joined only once the signature holds: a refused body is never copied (nor
 /// allocated whole, which for a 28 KB body also made the allocator sort its free lists).
 pub struct HeldBody {
     chunks: Vec<Bytes>,
-    len: usize,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -51,7 +50,7 @@ impl HeldBody {
 
     /// The body's bytes in one piece; the budget stays held by `self`.
     pub fn take_bytes(&mut self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.len);
+        let mut bytes = Vec::with_capacity(self.chunks.iter().map(Bytes::len).sum());
         for chunk in self.chunks.drain(..) {
             bytes.extend_from_slice(&chunk);
         }
@@ -130,8 +129,6 @@ impl BodyReader {
         }
         Ok(HeldBody {
             chunks,
-            // At most `max_body`, which the caller's memory holds.
-            len: usize::try_from(len).unwrap_or(usize::MAX),
             _permit: permit,
         })
     }

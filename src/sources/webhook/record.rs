@@ -80,7 +80,7 @@ impl Delivery {
 
     /// Approximate bytes held (for batching by size).
     pub fn size(&self) -> usize {
-        self.raw.len()
+        self.raw.json().len()
     }
 }
 
