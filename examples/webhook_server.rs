@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
     // As the `codegen-sentinel` binary does, so that the figures are the daemon's.
-    codegen_sentinel::memory::limit_malloc_arenas();
+    codegen_sentinel::memory::tune_malloc();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -6,7 +6,7 @@ use clap::Parser;
 use codegen_sentinel::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    codegen_sentinel::memory::limit_malloc_arenas();
+    codegen_sentinel::memory::tune_malloc();
     let cli = Cli::parse();
     cli::init_tracing(cli.log_format, cli.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
