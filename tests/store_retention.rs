@@ -5,8 +5,8 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use codegen_sentinel::store::{
-    run_retention, DeliveryRecord, EventSource, JournalRecord, NewEvent, NewJob, NewTransition,
-    PruneStats, RetentionPolicy, RunRecord, Store, StoreOptions,
+    run_retention, DeliveryRecord, EventSource, FiringRecord, JournalRecord, NewEvent, NewJob,
+    NewTransition, PruneStats, RetentionPolicy, RunRecord, Store, StoreOptions,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -158,6 +158,7 @@ fn prune_removes_exactly_the_expired_history() {
             journal: 1,
             deliveries: 0,
             jobs: 1,
+            firings: 0,
             damaged: 0
         }
     );
@@ -225,6 +226,76 @@ fn prune_removes_exactly_the_expired_history() {
         store.prune_once(now(), &policy).unwrap(),
         PruneStats::default()
     );
+}
+
+/// A firing record `days` old, keyed by event or by the rule's own key.
+fn firing(days: i64, by_event: bool) -> FiringRecord {
+    FiringRecord {
+        first_at: days_ago(days),
+        last_at: days_ago(days),
+        count_in_window: 1,
+        window_start: days_ago(days),
+        by_event,
+    }
+}
+
+#[test]
+fn firings_keyed_by_a_pruned_event_go_and_every_other_firing_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // Event 1 (40 days) has an open job, event 2 is 5 days old: both stay at first.
+    populate(&store, true);
+    let (old_event, young_event) = ("run/7/1/1/status_changed", "run/7/1/2/status_changed");
+    store
+        .transaction(|tx| {
+            tx.put_firing("notify", old_event, &firing(40, true))?;
+            tx.put_firing("notify", young_event, &firing(5, true))?;
+            tx.put_firing("notify", "run/7/9/1/created", &firing(40, true))?;
+            // The rule's own key: "fires once, ever" whatever its age.
+            tx.put_firing("ban", "https://github.com/a/b/pull/1", &firing(400, false))?;
+            // Written before `by_event` existed: read as false, kept.
+            tx.put_firing("notify", "github/old-build", &firing(400, false))
+        })
+        .unwrap();
+    let policy = RetentionPolicy { max_age: 30 * DAY };
+
+    // The event of the open job stays, so does its firing; the firing of an event already
+    // gone is old enough to go.
+    let stats = store.prune_once(now(), &policy).unwrap();
+    assert_eq!((stats.events, stats.firings), (0, 1));
+    assert!(store
+        .firing("notify", "run/7/9/1/created")
+        .unwrap()
+        .is_none());
+    assert!(store.firing("notify", old_event).unwrap().is_some());
+
+    // The job finishes: its event and the firing keyed by it go in the same pass.
+    let open_jobs = store.open_jobs().unwrap();
+    assert_eq!(open_jobs.len(), 1);
+    store
+        .transaction(|tx| {
+            for job in &open_jobs {
+                let done = codegen_sentinel::store::JobState::Done;
+                tx.put_job(&codegen_sentinel::store::JobRecord {
+                    state: done,
+                    ..job.clone()
+                })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let stats = store.prune_once(now(), &policy).unwrap();
+    assert_eq!((stats.events, stats.firings), (1, 1));
+    assert!(store.firing("notify", old_event).unwrap().is_none());
+    assert!(store.firing("notify", young_event).unwrap().is_some());
+    assert!(store
+        .firing("ban", "https://github.com/a/b/pull/1")
+        .unwrap()
+        .is_some());
+    assert!(store
+        .firing("notify", "github/old-build")
+        .unwrap()
+        .is_some());
 }
 
 #[test]

@@ -349,6 +349,7 @@ fn deliveries_firings_marks_and_silences_round_trip() {
         last_at: at(1),
         count_in_window: 2,
         window_start: at(0),
+        by_event: false,
     };
     let mark = ScheduleMark {
         next_fire: at(60),

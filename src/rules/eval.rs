@@ -353,6 +353,7 @@ pub fn next_firing(
             last_at: now,
             count_in_window: 1,
             window_start: now,
+            by_event: rule.key.is_none(),
         };
     };
     let expired = rule
@@ -371,6 +372,7 @@ pub fn next_firing(
         last_at: now,
         count_in_window: count,
         window_start,
+        by_event: rule.key.is_none(),
     }
 }
 

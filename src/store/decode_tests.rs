@@ -122,6 +122,15 @@ fn firing_record_v1_decodes() {
     );
     assert_eq!(r.count_in_window, 3);
     assert_eq!(r.window_start, t("2025-03-01T09:00:00Z"));
+    assert!(!r.by_event, "written before by_event: kept by retention");
+    let keyed_by_event: FiringRecord = decode_v(
+        r#"{"v":"1","first_at":"2025-03-01T08:00:00Z","last_at":"2025-03-01T10:00:00Z",
+        "count_in_window":1,"window_start":"2025-03-01T08:00:00Z","by_event":true}"#,
+    );
+    assert!(keyed_by_event.by_event);
+    // false is not written, so a record keyed by the rule reads the same in older builds.
+    let text = codec::encode(&r).expect("encodes");
+    assert!(!String::from_utf8_lossy(&text).contains("by_event"));
 }
 
 #[test]

@@ -73,6 +73,12 @@ pub(crate) fn journal(event_seq: u64, rule: &str) -> Vec<u8> {
     k
 }
 
+/// The rendered key of a `firings` key (what follows the rule name), if it is well formed.
+pub(crate) fn firing_key_part(k: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_be_bytes(k.get(..4)?.try_into().ok()?) as usize;
+    k.get(4usize.checked_add(len)?..)
+}
+
 pub(crate) fn firing(rule: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(4 + rule.len() + key.len());
     // Rule names fit in u32 by construction (they come from YAML files).
@@ -189,6 +195,10 @@ mod tests {
         // "ab" + key "c" must differ from rule "abc" + key "".
         assert_ne!(firing("ab", "c"), firing("abc", ""));
         assert_eq!(describe(TreeName::Firings, &firing("ab", "c")), "ab/c");
+        assert_eq!(firing_key_part(&firing("ab", "c/d")), Some(&b"c/d"[..]));
+        assert_eq!(firing_key_part(&firing("ab", "")), Some(&b""[..]));
+        assert_eq!(firing_key_part(&[0, 0, 0, 9, b'a']), None);
+        assert_eq!(firing_key_part(&[0, 0]), None);
     }
 
     #[test]

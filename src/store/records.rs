@@ -176,6 +176,10 @@ pub struct FiringRecord {
     /// Firings counted since `window_start` (throttle).
     pub count_in_window: u32,
     pub window_start: DateTime<Utc>,
+    /// Keyed by the event's id (the rule has no `key`): once that event is pruned, retention
+    /// forgets this record too. Records written before this field say false and are kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_event: bool,
 }
 
 /// `schedule_marks`: the persisted cron position of a scheduled rule.

@@ -1,10 +1,13 @@
 //! Retention: pruning history older than a policy's age, never current state or pending work.
 //!
 //! Pruned: transitions, events (with their `event_ids` and `run_events` entries), journal
-//! entries, processed deliveries, and jobs that finished (`done`) before the cutoff. Kept whatever their age: runs, open jobs and dead letters (an operator retries or
-//! drops those), the events of open jobs (and their journal entries), unprocessed deliveries,
-//! and every delivery younger than [`MIN_DELIVERY_AGE`] (GitHub redelivers for days; the
-//! delivery id is the dedupe key).
+//! entries, processed deliveries, and jobs that finished (`done`) before the cutoff; and the
+//! firing records of rules keyed by event (no `key`) that last fired before the cutoff and whose
+//! event is gone. Kept whatever their age: runs, open jobs and dead letters (an
+//! operator retries or drops those), the events of open jobs (and their journal entries),
+//! unprocessed deliveries, every delivery younger than [`MIN_DELIVERY_AGE`] (GitHub redelivers
+//! for days; the delivery id is the dedupe key), and firing records under a rule's own `key`
+//! (without cooldown or throttle, such a key fires once, ever).
 //! Once an event is pruned its stable id can be inserted again.
 
 use std::collections::HashSet;
@@ -56,6 +59,7 @@ pub struct PruneStats {
     pub journal: u64,
     pub deliveries: u64,
     pub jobs: u64,
+    pub firings: u64,
     /// Records that could not be decoded: left in place and logged.
     pub damaged: u64,
 }
@@ -133,6 +137,14 @@ impl Store {
             j.state == JobState::Done && finished_at(j) < history
         })?;
         stats.events = self.prune_events(&mut stats.damaged, history, &kept_ids)?;
+        // After the events: a firing keyed by an event pruned just now goes in the same pass.
+        let event_ids = self.tree(TreeName::EventIds);
+        stats.firings = self.prune_tree(&mut stats.damaged, |key, f: &FiringRecord| {
+            f.by_event
+                && f.last_at < history
+                && keys::firing_key_part(key)
+                    .is_some_and(|k| matches!(event_ids.contains_key(k), Ok(false)))
+        })?;
         Ok(stats)
     }
 

@@ -96,9 +96,11 @@ fn without_cooldown_or_throttle_a_key_fires_once() {
     let set = set(&PR_RULE.replace("    cooldown: 1h\n", ""));
     let rule = set.rule("pr").unwrap();
     let mut mem = Mem::default();
-    assert_eq!(
-        decide_event(&mut mem, rule, &pr_event("e1", "API", 0)).outcome,
-        Outcome::Fired
+    let first = decide_event(&mut mem, rule, &pr_event("e1", "API", 0));
+    assert_eq!(first.outcome, Outcome::Fired);
+    assert!(
+        first.firing.is_some_and(|f| !f.by_event),
+        "a rule's own key is never forgotten"
     );
     let again = decide_event(&mut mem, rule, &pr_event("e2", "API", 600));
     assert_eq!(again.outcome, Outcome::Duplicate);
@@ -213,6 +215,10 @@ rules:
     let Ok(d) = decide(rule, &ctx, &Mem::default(), at(0));
     assert_eq!(d.outcome, Outcome::Fired);
     assert_eq!(d.key.as_deref(), Some("run/7/1/2/finished"));
+    assert!(
+        d.firing.as_ref().is_some_and(|f| f.by_event),
+        "keyed by event: retention may forget it with its event"
+    );
     let job = ctx.job_context(rule);
     assert_eq!(job["event"]["from"], "ACTIVE");
     assert_eq!(job["rule"]["name"], "all");
