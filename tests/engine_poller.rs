@@ -233,6 +233,10 @@ async fn an_api_run_opening_a_pr_gets_its_checks_banned_once_per_pr() {
         .unwrap()
         .unwrap();
     assert_eq!(firing.count_in_window, 1);
+    assert!(
+        !firing.by_event,
+        "keyed by the rule's own key: kept by retention"
+    );
 }
 
 #[tokio::test]

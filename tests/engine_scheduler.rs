@@ -233,10 +233,11 @@ async fn a_shadow_schedule_is_journaled_and_an_enforced_one_writes_a_job_with_th
     let journal = store.journal_of_event(digest.seq).unwrap();
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].outcome, "shadow");
-    assert!(store
-        .firing("weekday-digest#shadow", &digest.id)
-        .unwrap()
-        .is_some());
+    let firing = store.firing("weekday-digest#shadow", &digest.id).unwrap();
+    assert!(
+        firing.is_some_and(|f| f.by_event),
+        "keyed by its tick event: retention forgets it with the event"
+    );
     let jobs: Vec<_> = store.jobs().map(Result::unwrap).collect();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].rule, "hourly-report");
