@@ -6,8 +6,9 @@
 # Debian `webhook` package, a hook checking the same HMAC-SHA256 signature and running
 # /bin/true). Then the same load with a bad signature. As a reference for what the machine
 # allows, the same load also goes to examples/hmac_floor.rs: the least a receiver can do (read
-# the body, check the signature with the receiver's own verifier, answer; nothing stored). Reports requests/s, p50/p99 latency, peak
-# RSS of each server, and checks that every delivery answered 202 was stored.
+# the body, check the signature with the receiver's own verifier, answer; nothing stored).
+# Reports requests/s, p50/p99 latency, peak RSS of each server, and checks that every delivery
+# answered 202 was stored.
 #
 # Usage: bench/webhook.sh [DURATION] [CONNECTIONS] [WRK_THREADS]   (defaults: 10s 32 1)
 # Installs what it needs (wrk, webhook, node/npm, openssl, python3 via apt-get when missing;

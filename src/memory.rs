@@ -2,12 +2,13 @@
 
 /// Allocations below this size come from glibc's heap, not from a mapping of their own.
 ///
-/// sled allocates a fresh 512 KiB log buffer (aligned to 8 KiB) each time it seals one, which the
-/// webhook writer's flush does for every batch. glibc's default threshold (128 KiB, adjusted as
-/// mappings are freed) gave each buffer an `mmap` and `munmap` of its own, so the kernel zeroed
-/// and faulted in 131 pages per buffer: 45,000 page faults a second under the webhook bench, and
-/// 10–20 % of the receiver's throughput. From the heap, the same memory is reused. Larger
-/// allocations (a body near the 25 MiB limit) are still mapped and given back when freed.
+/// sled allocates a fresh 512 KiB log buffer (aligned to 8 KiB) for each log segment it starts,
+/// some 350 a second under the webhook bench. glibc's threshold adapts upward as mappings are
+/// freed, but an aligned request asks for more than the chunk it gets back, so it never caught
+/// up: each buffer got an `mmap` and `munmap` of its own, and the kernel zeroed and faulted in
+/// its 131 pages, 45,000 page faults a second and 10–20 % of the receiver's throughput. From the
+/// heap, the same memory is reused. Larger allocations (a body near the 25 MiB limit) are still
+/// mapped and given back when freed.
 pub const MMAP_THRESHOLD: usize = 1 << 20;
 
 /// Tunes glibc's malloc for this process: at most two arenas, and allocations up to

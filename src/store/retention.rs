@@ -3,11 +3,11 @@
 //! Pruned: transitions, events (with their `event_ids` and `run_events` entries), journal
 //! entries, processed deliveries, and jobs that finished (`done`) before the cutoff; and the
 //! firing records of rules keyed by event (no `key`) that last fired before the cutoff and whose
-//! event is gone. Kept whatever their age: runs, open jobs and dead letters (an
-//! operator retries or drops those), the events of open jobs (and their journal entries),
-//! unprocessed deliveries, every delivery younger than [`MIN_DELIVERY_AGE`] (GitHub redelivers
-//! for days; the delivery id is the dedupe key), and firing records under a rule's own `key`
-//! (without cooldown or throttle, such a key fires once, ever).
+//! event is gone. Kept whatever their age: runs, open jobs and dead letters (an operator
+//! retries or drops those), the events of open jobs (and their journal entries), unprocessed
+//! deliveries, every delivery younger than [`MIN_DELIVERY_AGE`] (GitHub redelivers for days;
+//! the delivery id is the dedupe key), and firing records under a rule's own `key` (without
+//! cooldown or throttle, such a key fires once, ever).
 //! Once an event is pruned its stable id can be inserted again.
 
 use std::collections::HashSet;
