@@ -1,10 +1,11 @@
-//! Store figures: durable transitions per second with group commit, and reopen time, RSS and
-//! space use with a large history. `cargo bench --bench store` prints them (docs/store.md);
+//! Store figures: durable transitions per second with group commit, reopen time, RSS and space
+//! use with a large history, and a retention pass over stored webhook events. `cargo bench --bench store` prints them (docs/store.md);
 //! without `--bench` (as under `cargo test --all-targets`) it runs a small smoke version.
 //!
 //! Knobs (env): STORE_BENCH_DIR (default: the system temp dir), STORE_BENCH_RUNS (100000),
 //! STORE_BENCH_TRANSITIONS_PER_RUN (10), STORE_BENCH_OBSERVATIONS (20000), STORE_BENCH_BATCH (100),
 //! STORE_BENCH_CACHE_MIB (32), STORE_BENCH_RESULT_BYTES (80: size of each run's `result` text),
+//! STORE_BENCH_WEBHOOK_EVENTS (20000: events with the 28 KB `pull_request.opened` payload),
 //! STORE_BENCH_KEEP=1 keeps the databases (the reopen step alone is
 //! then `<bench binary> reopen-child <dir>/history`).
 
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use codegen_sentinel::store::{
-    EventSource, NewEvent, NewTransition, RetentionPolicy, RunRecord, Store, StoreOptions, Tx,
-    TxAbort,
+    EventSource, NewEvent, NewTransition, Payload, RetentionPolicy, RunRecord, Store, StoreOptions,
+    Tx, TxAbort,
 };
 use serde_json::{json, Value};
 
@@ -26,6 +27,7 @@ struct Sizes {
     transitions_per_run: u32,
     observations: u64,
     batch: u64,
+    webhook_events: u64,
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -48,6 +50,7 @@ fn main() {
             transitions_per_run: env_or("STORE_BENCH_TRANSITIONS_PER_RUN", 10) as u32,
             observations: env_or("STORE_BENCH_OBSERVATIONS", 20_000),
             batch: env_or("STORE_BENCH_BATCH", 100),
+            webhook_events: env_or("STORE_BENCH_WEBHOOK_EVENTS", 20_000),
         }
     } else {
         Sizes {
@@ -55,6 +58,7 @@ fn main() {
             transitions_per_run: 3,
             observations: 300,
             batch: 100,
+            webhook_events: 200,
         }
     };
     let base = std::env::var_os("STORE_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
@@ -70,6 +74,7 @@ fn main() {
         .build()
         .expect("runtime");
     group_commit(&rt, &dir.path().join("throughput"), &sizes);
+    webhook_retention(&dir.path().join("webhooks"), sizes.webhook_events);
     let path = dir.path().join("history");
     populate(&rt, &path, &sizes);
     let status = Command::new(std::env::current_exe().expect("exe"))
@@ -282,6 +287,45 @@ fn populate(rt: &tokio::runtime::Runtime, path: &Path, sizes: &Sizes) {
         stats.size_on_disk as f64 / stats.logical_bytes() as f64
     );
     println!("writer process peak RSS: {}", rss("VmHWM"));
+}
+
+/// Stores `n` webhook events as the receiver does (payload compressed before the transaction),
+/// then times a retention pass that finds nothing due: what every hourly pass costs them.
+fn webhook_retention(path: &Path, n: u64) {
+    const PAYLOAD: &str = include_str!("../tests/fixtures/github/pull_request.opened.json");
+    let store = Store::open(options(path)).expect("open");
+    let start = Instant::now();
+    for first in (0..n).step_by(100) {
+        store
+            .transaction(|tx| {
+                for i in first..(first + 100).min(n) {
+                    let event = NewEvent {
+                        id: format!("github/bench-{i}"),
+                        kind: "github.pull_request".into(),
+                        at: Utc::now(),
+                        source: EventSource::Webhook,
+                        org_id: None,
+                        run_id: None,
+                        data: json!({"action": "opened", "delivery": format!("bench-{i}")}),
+                    };
+                    tx.insert_event_with_payload(&event, &Payload::new(PAYLOAD.to_owned()))?;
+                }
+                Ok(())
+            })
+            .expect("store webhook events");
+    }
+    store.flush_blocking().expect("flush");
+    println!("webhook events: {n} stored in {}", ms(start.elapsed()));
+    let policy = RetentionPolicy {
+        max_age: Duration::from_secs(10 * 365 * 24 * 3600),
+    };
+    let start = Instant::now();
+    let pruned = store.prune_once(Utc::now(), &policy).expect("prune");
+    assert_eq!(pruned.events, 0);
+    println!(
+        "retention pass over {n} webhook events (nothing due): {}",
+        ms(start.elapsed())
+    );
 }
 
 /// Runs in a fresh process so that RSS reflects only reopening and reading the store.

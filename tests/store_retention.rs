@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use codegen_sentinel::store::{
     run_retention, DeliveryRecord, EventSource, FiringRecord, JournalRecord, NewEvent, NewJob,
-    NewTransition, PruneStats, RetentionPolicy, RunRecord, Store, StoreOptions,
+    NewTransition, Payload, PruneStats, RetentionPolicy, RunRecord, Store, StoreOptions,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -226,6 +226,40 @@ fn prune_removes_exactly_the_expired_history() {
         store.prune_once(now(), &policy).unwrap(),
         PruneStats::default()
     );
+}
+
+/// Webhook events are stored with their payload compressed in the middle of the record, and
+/// retention reads their time around it.
+#[test]
+fn webhook_events_with_compressed_payloads_are_pruned_by_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let payload = include_str!("fixtures/github/pull_request.opened.json");
+    store
+        .transaction(|tx| {
+            for (id, age) in [("old", 40), ("young", 5)] {
+                let event = NewEvent {
+                    id: format!("github/{id}"),
+                    kind: "github.pull_request".into(),
+                    at: days_ago(age),
+                    source: EventSource::Webhook,
+                    org_id: None,
+                    run_id: None,
+                    data: json!({"action": "opened", "delivery": id}),
+                };
+                tx.insert_event_with_payload(&event, &Payload::new(payload.to_owned()))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let stats = store
+        .prune_once(now(), &RetentionPolicy { max_age: 30 * DAY })
+        .unwrap();
+    assert_eq!((stats.events, stats.damaged), (1, 0));
+    assert!(store.event_by_id("github/old").unwrap().is_none());
+    let young = store.event_by_id("github/young").unwrap().unwrap();
+    assert_eq!(young.data["payload"]["action"], "opened", "read back whole");
+    assert_eq!(young.at, days_ago(5));
 }
 
 /// A firing record `days` old, keyed by event or by the rule's own key.

@@ -34,12 +34,15 @@ pub(crate) fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R, StoreErro
 
 /// Decodes only the fields of `T` from the value stored at `key` in `R`'s tree, skipping the rest
 /// unbuilt (a scan that needs an event's time, not its payload). `T` must name fields every
-/// stored version of `R` has.
+/// stored version of `R` has, outside a compressed middle: a record stored around one (an
+/// event's payload) is read with the middle as `null`, neither decompressed nor parsed.
 pub(crate) fn decode_fields<R: Record, T: serde::de::DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    unpacked::<R, T>(key, bytes, |json| serde_json::from_slice(json))
+    parsed::<R, T>(key, compress::unpack_without_middle(bytes), |json| {
+        serde_json::from_slice(json)
+    })
 }
 
 /// `parse` applied to the stored value once decompressed, errors naming `R`'s tree and the key.
@@ -48,7 +51,16 @@ fn unpacked<R: Record, T>(
     bytes: &[u8],
     parse: impl FnOnce(&[u8]) -> serde_json::Result<T>,
 ) -> Result<T, StoreError> {
-    compress::unpack(bytes)
+    parsed::<R, T>(key, compress::unpack(bytes), parse)
+}
+
+/// `parse` applied to a value `unpacked`, errors naming `R`'s tree and the key.
+fn parsed<R: Record, T>(
+    key: &[u8],
+    unpacked: std::io::Result<std::borrow::Cow<'_, [u8]>>,
+    parse: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+) -> Result<T, StoreError> {
+    unpacked
         .map_err(serde_json::Error::io)
         .and_then(|json| parse(&json))
         .map_err(|error| StoreError::Decode {

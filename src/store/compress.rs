@@ -148,6 +148,18 @@ pub(crate) fn unpack(bytes: &[u8]) -> io::Result<Cow<'_, [u8]>> {
     Ok(Cow::Borrowed(bytes))
 }
 
+/// The record stored as `bytes`, with the middle of a record stored around one (`\0lzs`) read
+/// as `null`: for a reader that needs nothing of the middle (retention reading an event's stamp,
+/// not its payload), which then neither decompresses nor parses it. Other forms unpack whole.
+pub(crate) fn unpack_without_middle(bytes: &[u8]) -> io::Result<Cow<'_, [u8]>> {
+    let Some(rest) = bytes.strip_prefix(&SPLIT_TAG) else {
+        return unpack(bytes);
+    };
+    let (head, rest) = split_part(rest, "head")?;
+    let (tail, _) = split_part(rest, "tail")?;
+    Ok(Cow::Owned([head, b"null", tail].concat()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,9 +211,26 @@ mod tests {
         assert!(stored.starts_with(&SPLIT_TAG));
         assert!(stored.len() * 5 < middle.len(), "{} bytes", stored.len());
         assert_eq!(unpack(&stored).unwrap(), [head, &middle, tail].concat());
+        // Without its middle: the record's own text around a null, nothing decompressed.
+        assert_eq!(
+            unpack_without_middle(&stored).unwrap(),
+            [head, b"null", tail].concat()
+        );
+        let plain = pack(middle.clone());
+        assert_eq!(
+            unpack_without_middle(&plain).unwrap(),
+            middle,
+            "other forms whole"
+        );
 
         for cut in [4, 6, 10, head.len() + 10, stored.len() - 1] {
             assert!(unpack(&stored[..cut]).is_err(), "cut at {cut}");
+        }
+        for cut in [4, 6, 10, head.len() + 10] {
+            assert!(
+                unpack_without_middle(&stored[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut long_head = stored.clone();
         long_head[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
