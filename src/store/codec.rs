@@ -29,7 +29,7 @@ pub(crate) fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
 
 /// Decodes the value stored at `key`, naming the tree and key on failure.
 pub(crate) fn decode<R: Record>(key: &[u8], bytes: &[u8]) -> Result<R, StoreError> {
-    unpacked::<R, R>(key, bytes, R::from_json)
+    parsed::<R, R>(key, compress::unpack(bytes), R::from_json)
 }
 
 /// Decodes only the fields of `T` from the value stored at `key` in `R`'s tree, skipping the rest
@@ -45,16 +45,7 @@ pub(crate) fn decode_fields<R: Record, T: serde::de::DeserializeOwned>(
     })
 }
 
-/// `parse` applied to the stored value once decompressed, errors naming `R`'s tree and the key.
-fn unpacked<R: Record, T>(
-    key: &[u8],
-    bytes: &[u8],
-    parse: impl FnOnce(&[u8]) -> serde_json::Result<T>,
-) -> Result<T, StoreError> {
-    parsed::<R, T>(key, compress::unpack(bytes), parse)
-}
-
-/// `parse` applied to a value `unpacked`, errors naming `R`'s tree and the key.
+/// `parse` applied to a stored value once `unpacked`, errors naming `R`'s tree and the key.
 fn parsed<R: Record, T>(
     key: &[u8],
     unpacked: std::io::Result<std::borrow::Cow<'_, [u8]>>,

@@ -73,10 +73,11 @@ pub(crate) fn journal(event_seq: u64, rule: &str) -> Vec<u8> {
     k
 }
 
-/// The rendered key of a `firings` key (what follows the rule name), if it is well formed.
-pub(crate) fn firing_key_part(k: &[u8]) -> Option<&[u8]> {
-    let len = u32::from_be_bytes(k.get(..4)?.try_into().ok()?) as usize;
-    k.get(4usize.checked_add(len)?..)
+/// The rule name and the rendered key of a `firings` key, if it is well formed.
+pub(crate) fn firing_parts(k: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = k.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    (len <= rest.len()).then(|| rest.split_at(len))
 }
 
 pub(crate) fn firing(rule: &str, key: &str) -> Vec<u8> {
@@ -150,13 +151,10 @@ pub fn describe(tree: TreeName, k: &[u8]) -> String {
             u64_from(k).to_string()
         }
         (TreeName::Journal, n) if n >= 8 => format!("{}/{}", u64_from(k), text(&k[8..])),
-        (TreeName::Firings, n) if n >= 4 => {
-            let len = u32::from_be_bytes([k[0], k[1], k[2], k[3]]) as usize;
-            match k.get(4..4 + len) {
-                Some(rule) => format!("{}/{}", text(rule), text(&k[4 + len..])),
-                None => format!("0x{}", hex::encode(k)),
-            }
-        }
+        (TreeName::Firings, _) => match firing_parts(k) {
+            Some((rule, key)) => format!("{}/{}", text(rule), text(key)),
+            None => format!("0x{}", hex::encode(k)),
+        },
         (
             TreeName::EventIds
             | TreeName::Deliveries
@@ -195,10 +193,16 @@ mod tests {
         // "ab" + key "c" must differ from rule "abc" + key "".
         assert_ne!(firing("ab", "c"), firing("abc", ""));
         assert_eq!(describe(TreeName::Firings, &firing("ab", "c")), "ab/c");
-        assert_eq!(firing_key_part(&firing("ab", "c/d")), Some(&b"c/d"[..]));
-        assert_eq!(firing_key_part(&firing("ab", "")), Some(&b""[..]));
-        assert_eq!(firing_key_part(&[0, 0, 0, 9, b'a']), None);
-        assert_eq!(firing_key_part(&[0, 0]), None);
+        assert_eq!(
+            firing_parts(&firing("ab", "c/d")),
+            Some((&b"ab"[..], &b"c/d"[..]))
+        );
+        assert_eq!(
+            firing_parts(&firing("ab", "")),
+            Some((&b"ab"[..], &b""[..]))
+        );
+        assert_eq!(firing_parts(&[0, 0, 0, 9, b'a']), None);
+        assert_eq!(firing_parts(&[0, 0]), None);
     }
 
     #[test]

@@ -142,8 +142,8 @@ impl Store {
         stats.firings = self.prune_tree(&mut stats.damaged, |key, f: &FiringRecord| {
             f.by_event
                 && f.last_at < history
-                && keys::firing_key_part(key)
-                    .is_some_and(|k| matches!(event_ids.contains_key(k), Ok(false)))
+                && keys::firing_parts(key)
+                    .is_some_and(|(_, k)| matches!(event_ids.contains_key(k), Ok(false)))
         })?;
         Ok(stats)
     }
